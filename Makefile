@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Both set up everything they need themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Real peers the tests talk to (see tests/integration): a client we did not write for every lab case.
+DEBIAN_PACKAGES := openssl curl nmap
+
+.PHONY: install system-deps lint test demo bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+system-deps:
+	scripts/install-system-deps.sh $(DEBIAN_PACKAGES)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) system-deps lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	scripts/demo.sh
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,0 +1,216 @@
+"""Connection handlers: what each kind of lab endpoint says on the wire.
+
+Every handler is bounded: it reads at most a few KiB, waits at most a few seconds per read, and
+closes the connection itself, so a stuck client can never pin the lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from tlsward.lab import legacy_tls
+from tlsward.lab.catalogue import LabCase
+
+READ_TIMEOUT = 10.0
+BLACKHOLE_HOLD = 60.0
+MAX_REQUEST = 16384
+MAX_SMTP_COMMANDS = 50
+PG_SSL_REQUEST = 80877103
+PG_GSSENC_REQUEST = 80877104
+HSTS_VALUE = "max-age=31536000; includeSubDomains"
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    """What a handler needs besides its case: its TLS context and where redirects point."""
+
+    case: LabCase
+    tls: ssl.SSLContext | None
+    redirect_url: str = ""
+    legacy_chain: Sequence[bytes] = ()
+    legacy_suites: Sequence[int] = ()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError, asyncio.TimeoutError, ssl.SSLError):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 2.0)
+
+
+async def _read_http_head(reader: asyncio.StreamReader) -> bytes:
+    """Read an HTTP request head (up to the blank line), bounded in size and time."""
+    data = b""
+    while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < MAX_REQUEST:
+        chunk = await asyncio.wait_for(reader.read(4096), READ_TIMEOUT)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def http_response(status: str, headers: Sequence[tuple[str, str]], body: str) -> bytes:
+    payload = body.encode()
+    lines = [f"HTTP/1.1 {status}", "Server: tlsward-lab", "Content-Type: text/plain; charset=utf-8",
+             f"Content-Length: {len(payload)}", "Connection: close", *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+def _body(case: LabCase) -> str:
+    return f"tlsward lab: {case.name}\n{case.situation}\n"
+
+
+def make_handler(ctx: HandlerContext) -> Handler:
+    """The connection handler for one case."""
+    handlers: dict[str, Callable[[HandlerContext, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]] = {
+        "tls": _https, "plain_http": _plain_http_on_tls_port, "http": _http_site, "smtp": _smtp,
+        "postgres": _postgres, "blackhole": _blackhole, "reset": _reset, "legacy_3des": _legacy,
+    }
+    inner = handlers[ctx.case.kind]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await inner(ctx, reader, writer)
+        except (OSError, EOFError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError,
+                legacy_tls.HelloError, ValueError):
+            pass  # a client going away or speaking nonsense is normal here
+        finally:
+            await _close(writer)
+
+    return handle
+
+
+async def _https(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head = await _read_http_head(reader)
+    if not head:
+        return
+    headers = [("Strict-Transport-Security", HSTS_VALUE)] if ctx.case.hsts else []
+    writer.write(http_response("200 OK", headers, _body(ctx.case)))
+    await writer.drain()
+
+
+async def _plain_http_on_tls_port(ctx: HandlerContext, reader: asyncio.StreamReader,
+                                  writer: asyncio.StreamWriter) -> None:
+    # Like a plain nginx listener hit by a TLS ClientHello: it answers 400 in clear text.
+    await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
+    writer.write(http_response("400 Bad Request", [], "400 Bad Request: this port speaks plain HTTP\n"))
+    await writer.drain()
+
+
+async def _http_site(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head = await _read_http_head(reader)
+    if not head:
+        return
+    if ctx.case.redirect:
+        path = head.split(b" ", 2)[1].decode("ascii", "replace") if head.count(b" ") >= 2 else "/"
+        if not path.startswith("/"):
+            path = "/"
+        response = http_response("301 Moved Permanently", [("Location", ctx.redirect_url + path)],
+                                 "moved to HTTPS\n")
+    else:
+        response = http_response("200 OK", [], _body(ctx.case))
+    writer.write(response)
+    await writer.drain()
+
+
+async def _smtp(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    name = ctx.case.sni
+    writer.write(f"220 {name} ESMTP tlsward-lab\r\n".encode())
+    await writer.drain()
+    in_tls = False
+    for _ in range(MAX_SMTP_COMMANDS):
+        line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+        if not line:
+            return
+        verb = line.strip().split(b" ", 1)[0].upper()
+        if verb in (b"EHLO", b"HELO"):
+            offer_tls = ctx.case.starttls and not in_tls and verb == b"EHLO"
+            lines = [name, "PIPELINING", "SIZE 10240000", *(["STARTTLS"] if offer_tls else []), "8BITMIME"]
+            reply = "".join(f"250{'-' if i < len(lines) - 1 else ' '}{text}\r\n" for i, text in enumerate(lines))
+            writer.write(reply.encode())
+        elif verb == b"STARTTLS" and ctx.case.starttls and not in_tls and ctx.tls is not None:
+            writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+            await writer.drain()
+            await writer.start_tls(ctx.tls)
+            in_tls = True
+            continue
+        elif verb == b"STARTTLS":
+            writer.write(b"502 5.5.1 STARTTLS not available\r\n")
+        elif verb == b"QUIT":
+            writer.write(b"221 2.0.0 Bye\r\n")
+            await writer.drain()
+            return
+        elif verb in (b"NOOP", b"RSET"):
+            writer.write(b"250 2.0.0 OK\r\n")
+        else:
+            writer.write(b"502 5.5.2 Command not recognized\r\n")
+        await writer.drain()
+
+
+def _pg_error(message: str) -> bytes:
+    fields = b"SFATAL\x00C28000\x00M" + message.encode() + b"\x00\x00"
+    return b"E" + struct.pack(">I", len(fields) + 4) + fields
+
+
+async def _postgres(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    for _ in range(2):  # at most a GSSENCRequest, then an SSLRequest
+        length, code = struct.unpack(">II", await asyncio.wait_for(reader.readexactly(8), READ_TIMEOUT))
+        if length == 8 and code == PG_GSSENC_REQUEST:
+            writer.write(b"N")
+            await writer.drain()
+            continue
+        if length == 8 and code == PG_SSL_REQUEST and ctx.tls is not None:
+            writer.write(b"S")
+            await writer.drain()
+            await writer.start_tls(ctx.tls)
+            startup_len = struct.unpack(">I", await asyncio.wait_for(reader.readexactly(4), READ_TIMEOUT))[0]
+            if 8 <= startup_len <= 10000:
+                await asyncio.wait_for(reader.readexactly(startup_len - 4), READ_TIMEOUT)
+            writer.write(_pg_error("tlsward lab: TLS works, but there is no database here"))
+        else:
+            writer.write(_pg_error("tlsward lab: SSL is required (send SSLRequest first)"))
+        await writer.drain()
+        return
+
+
+async def _blackhole(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Read and discard until the client gives up, for a bounded time; never answer.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BLACKHOLE_HOLD
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            if not await asyncio.wait_for(reader.read(4096), remaining):
+                return
+        except asyncio.TimeoutError:
+            return
+
+
+async def _reset(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Wait for the ClientHello (or a short while), then close with SO_LINGER 0: the peer sees a RST.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(reader.read(1), 2.0)
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _legacy(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        hello = await asyncio.wait_for(legacy_tls.read_client_hello(reader), READ_TIMEOUT)
+    except legacy_tls.HelloError as exc:
+        writer.write(legacy_tls.alert(exc.alert))
+        await writer.drain()
+        return
+    writer.write(legacy_tls.server_flight(hello, ctx.legacy_suites, ctx.legacy_chain))
+    await writer.drain()
+    # The client cannot finish a key exchange with us; wait for it to give up, bounded.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)

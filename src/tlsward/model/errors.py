@@ -1,0 +1,31 @@
+"""The error tree. Every failure tlsward reports is one of these, translated at one boundary.
+
+The CLI maps them to exit codes and prints ``str(error)``, so each message is one line
+that names the input it is about.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Root of every error tlsward raises on purpose."""
+
+
+class UsageError(Error):
+    """The user asked for something malformed (a bad flag value, a bad target, a bad file)."""
+
+
+class LabError(Error):
+    """The built-in lab could not start, stop or be found."""
+
+
+class PortInUseError(LabError):
+    """A port the lab needs is taken by another process."""
+
+
+class LabAlreadyRunningError(LabError):
+    """A lab is already running from the same state directory."""
+
+
+class LabNotRunningError(LabError):
+    """A command needs a running lab and there is none."""

@@ -1,0 +1,114 @@
+"""Findings: what a scan says is wrong, how bad it is, and what to do about it.
+
+Finding ids are a public contract (JSON output, alert rules, the lab's ground truth), so every id
+lives in one catalogue here and is documented in docs/findings.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Severity(IntEnum):
+    """Ordered so that ``--fail-on`` is a plain comparison."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r}; expected one of {names}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingSpec:
+    """The stable part of a finding: its id, default severity and a one-line title."""
+
+    id: str
+    severity: Severity
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remediation:
+    """What a person types: the command that confirms the problem and the fix."""
+
+    confirm: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found on one endpoint, with its evidence."""
+
+    id: str
+    severity: Severity
+    title: str
+    evidence: str
+    remediation: Remediation = field(default_factory=Remediation)
+
+
+def _spec(id_: str, severity: Severity, title: str) -> FindingSpec:
+    return FindingSpec(id_, severity, title)
+
+
+S = Severity
+FINDING_CATALOGUE: dict[str, FindingSpec] = {
+    spec.id: spec
+    for spec in (
+        # certificate
+        _spec("cert.expired", S.CRITICAL, "Certificate has expired"),
+        _spec("cert.not_yet_valid", S.CRITICAL, "Certificate is not valid yet"),
+        _spec("cert.expiring", S.HIGH, "Certificate expires soon"),
+        _spec("cert.self_signed", S.HIGH, "Server certificate is self-signed"),
+        _spec("cert.weak_key", S.HIGH, "Certificate key is too weak"),
+        _spec("cert.weak_signature", S.HIGH, "Certificate is signed with a broken hash (SHA-1 or MD5)"),
+        _spec("cert.revoked", S.CRITICAL, "Certificate has been revoked by its CA"),
+        # names
+        _spec("name.mismatch", S.CRITICAL, "Certificate does not cover the requested name"),
+        # chain
+        _spec("chain.untrusted", S.CRITICAL, "Chain does not lead to a trusted root"),
+        _spec("chain.incomplete", S.HIGH, "Server does not send the intermediate certificate(s)"),
+        _spec("chain.order", S.LOW, "Server sends its chain in the wrong order"),
+        _spec("chain.expired_intermediate", S.CRITICAL, "An intermediate certificate in the chain has expired"),
+        _spec("chain.contains_root", S.INFO, "Server sends the root certificate (wasted bytes)"),
+        # protocol
+        _spec("protocol.tls10", S.HIGH, "TLS 1.0 is enabled"),
+        _spec("protocol.tls11", S.HIGH, "TLS 1.1 is enabled"),
+        _spec("protocol.ssl3", S.CRITICAL, "SSL 3.0 is enabled"),
+        _spec("protocol.no_tls13", S.LOW, "TLS 1.3 is not supported"),
+        _spec("protocol.no_tls12", S.HIGH, "TLS 1.2 is not supported"),
+        # ciphers
+        _spec("cipher.weak", S.HIGH, "Weak cipher suites are accepted (3DES, RC4, DES, NULL, export)"),
+        _spec("cipher.no_forward_secrecy", S.MEDIUM, "Key exchange without forward secrecy (static RSA)"),
+        _spec("cipher.no_aead", S.LOW, "Only CBC (non-AEAD) cipher suites are used"),
+        # mutual TLS
+        _spec("mtls.required", S.INFO, "Server requires a client certificate"),
+        _spec("mtls.optional", S.INFO, "Server asks for an optional client certificate"),
+        # HTTP on top of TLS
+        _spec("http.no_hsts", S.LOW, "HTTPS response has no Strict-Transport-Security header"),
+        _spec("http.no_https_redirect", S.MEDIUM, "Plain-HTTP port serves content instead of redirecting"),
+        # connection-level failures
+        _spec("conn.dns", S.CRITICAL, "Name does not resolve"),
+        _spec("conn.refused", S.CRITICAL, "Connection refused"),
+        _spec("conn.reset", S.CRITICAL, "Connection reset by the server"),
+        _spec("conn.timeout", S.CRITICAL, "Connection or handshake timed out"),
+        _spec("conn.plaintext_http", S.CRITICAL, "Plain HTTP answers on the TLS port"),
+        _spec("conn.tls_alert", S.CRITICAL, "Server aborted the handshake with a TLS alert"),
+        _spec("conn.no_shared_cipher", S.CRITICAL, "No protocol version or cipher suite in common"),
+        _spec("starttls.not_offered", S.CRITICAL, "Server does not offer STARTTLS"),
+    )
+}
+
+
+def spec_for(finding_id: str) -> FindingSpec:
+    """The catalogue entry for an id; an unknown id is a programming error."""
+    return FINDING_CATALOGUE[finding_id]
