@@ -142,7 +142,7 @@ async def _check_blackhole(case: LabCase, ep: EndpointInfo, state: LabState) -> 
     try:
         data = await asyncio.wait_for(reader.read(1), 1.0)
         return False, f"answered {data!r}"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True, "connected; no answer within 1 s"
     finally:
         writer.close()
@@ -205,7 +205,7 @@ async def check_endpoint(state: LabState, ep: EndpointInfo) -> CheckResult:
     case = case_named(ep.name)
     try:
         ok, observed = await asyncio.wait_for(CHECKS[case.kind](case, ep, state), 3 * TIMEOUT)
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
         ok, observed = False, f"{type(exc).__name__}: {exc}"
     return CheckResult(ep.name, ep.port, ok, observed)
 

@@ -26,6 +26,7 @@ PG_GSSENC_REQUEST = 80877104
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+KindHandler = Callable[["HandlerContext", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ def _body(case: LabCase) -> str:
 
 def make_handler(ctx: HandlerContext) -> Handler:
     """The connection handler for one case."""
-    handlers: dict[str, Callable[[HandlerContext, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]] = {
+    handlers: dict[str, KindHandler] = {
         "tls": _https, "plain_http": _plain_http_on_tls_port, "http": _http_site, "smtp": _smtp,
         "postgres": _postgres, "blackhole": _blackhole, "reset": _reset, "legacy_3des": _legacy,
     }
@@ -78,8 +79,7 @@ def make_handler(ctx: HandlerContext) -> Handler:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await inner(ctx, reader, writer)
-        except (OSError, EOFError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError,
-                legacy_tls.HelloError, ValueError):
+        except (OSError, EOFError, ValueError):  # timeouts, TLS errors, truncated reads, bad ClientHellos
             pass  # a client going away or speaking nonsense is normal here
         finally:
             await _close(writer)
@@ -188,7 +188,7 @@ async def _blackhole(ctx: HandlerContext, reader: asyncio.StreamReader, writer: 
         try:
             if not await asyncio.wait_for(reader.read(4096), remaining):
                 return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
 
 

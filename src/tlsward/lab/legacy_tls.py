@@ -44,10 +44,14 @@ def parse_client_hello(body: bytes) -> tuple[int, list[int], list[int]]:
         pos += 1 + sid_len
         (cs_len,) = struct.unpack_from(">H", body, pos)
         pos += 2
-        suites = [struct.unpack_from(">H", body, pos + i)[0] for i in range(0, cs_len - cs_len % 2, 2)]
+        if cs_len % 2 or pos + cs_len > len(body):
+            raise HelloError(ALERT_DECODE_ERROR, "cipher suite list overruns the ClientHello")
+        suites = [struct.unpack_from(">H", body, pos + i)[0] for i in range(0, cs_len, 2)]
         pos += cs_len
         comp_len = body[pos]
         pos += 1 + comp_len
+        if pos > len(body):
+            raise HelloError(ALERT_DECODE_ERROR, "compression methods overrun the ClientHello")
         extensions: list[int] = []
         if pos < len(body):
             (ext_total,) = struct.unpack_from(">H", body, pos)

@@ -167,7 +167,7 @@ class LabServer:
             else:
                 writer.write(http_response("404 Not Found", [], f"no such lab PKI object: {path}\n"))
             await writer.drain()
-        except (OSError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, ValueError):
             pass
         finally:
             writer.close()
