@@ -31,6 +31,11 @@ CAName = Literal["root", "intermediate", "sub-intermediate", "intermediate-2", "
                  "untrusted-root"]
 
 LAB_DOMAIN = "lab.tlsward.test"
+# Who issued each intermediate CA (roots are absent: a chain stops below them).
+CA_ISSUER: dict[str, str] = {
+    "intermediate": "root", "sub-intermediate": "intermediate", "intermediate-2": "root",
+    "expired-intermediate": "root",
+}
 DAY = dt.timedelta(days=1)
 
 
@@ -74,15 +79,15 @@ class LabPKI:
     cas: Mapping[str, Issued]
     leaves: Mapping[str, Issued]
     crls: Mapping[str, x509.CertificateRevocationList]
-    issuer_of: Mapping[str, str] = field(default_factory=dict)
+    leaf_issuer: Mapping[str, str | None] = field(default_factory=dict)   # None: self-signed
 
     def chain_for(self, leaf: str) -> list[x509.Certificate]:
         """The leaf's issuing path up to (not including) the root, leaf first."""
         chain = [self.leaves[leaf].cert]
-        issuer = self.issuer_of[leaf]
-        while issuer not in ("root", "untrusted-root", leaf):
+        issuer = self.leaf_issuer[leaf]
+        while issuer is not None and issuer in CA_ISSUER:
             chain.append(self.cas[issuer].cert)
-            issuer = self.issuer_of[issuer]
+            issuer = CA_ISSUER[issuer]
         return chain
 
 
@@ -261,20 +266,17 @@ def build_pki(leaves: Mapping[str, LeafSpec], now: dt.datetime, pki_url: str) ->
         "untrusted-root": _make_ca("tlsward lab Untrusted Root CA", generate_key("p256"), None, now, -DAY,
                                    10 * years, pki_url, None),
     }
-    issuer_of: dict[str, str] = {
-        "root": "root", "intermediate": "root", "sub-intermediate": "intermediate", "intermediate-2": "root",
-        "expired-intermediate": "root", "untrusted-root": "untrusted-root",
-    }
+    leaf_issuer: dict[str, str | None] = {}
     issued: dict[str, Issued] = {}
     revoked: dict[str, list[int]] = {name: [] for name in cas}
     for name, spec in leaves.items():
         issuer = None if spec.self_signed else cas[spec.issuer]
         issued[name] = _make_leaf(spec, issuer, spec.issuer, now, pki_url)
-        issuer_of[name] = name if spec.self_signed else spec.issuer
+        leaf_issuer[name] = None if spec.self_signed else spec.issuer
         if spec.revoked:
             revoked[spec.issuer].append(issued[name].cert.serial_number)
     crls = {name: _make_crl(ca, revoked[name], now) for name, ca in cas.items()}
-    return LabPKI(cas=cas, leaves=issued, crls=crls, issuer_of=issuer_of)
+    return LabPKI(cas=cas, leaves=issued, crls=crls, leaf_issuer=leaf_issuer)
 
 
 def pem_bundle(certs: Sequence[x509.Certificate]) -> bytes:

@@ -137,3 +137,10 @@ def test_fresh_keys_every_build() -> None:
     b = build_pki({"x": LEAVES["ok"]}, NOW, URL)
     assert a.cas["root"].cert.fingerprint(a.cas["root"].cert.signature_hash_algorithm) != \
         b.cas["root"].cert.fingerprint(b.cas["root"].cert.signature_hash_algorithm)  # type: ignore[arg-type]
+
+
+def test_leaf_named_like_its_ca_still_gets_the_ca_in_its_chain() -> None:
+    pki = build_pki({"expired-intermediate": LeafSpec(names=("x.test",), issuer="expired-intermediate")}, NOW, URL)
+    chain = pki.chain_for("expired-intermediate")
+    assert [c.subject for c in chain] == [pki.leaves["expired-intermediate"].cert.subject,
+                                         pki.cas["expired-intermediate"].cert.subject]
