@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import datetime as dt
 import errno
 import logging
@@ -85,6 +87,26 @@ def _serialize_chain(case: LabCase, pki: LabPKI) -> bytes:
     return pem_bundle(chain)
 
 
+def _send_client_ca_names(ctx: ssl.SSLContext, ca_file: Path) -> None:
+    """Make the server list acceptable client-certificate CAs in its CertificateRequest, as nginx's
+    ``ssl_client_certificate`` does. The stdlib has no API for SSL_CTX_set_client_CA_list, so we call
+    the libssl this interpreter's ``_ssl`` module is linked against, on the SSL_CTX inside ``ctx``
+    (CPython's PySSLContext keeps it right after the object header)."""
+    libssl = ctypes.CDLL(ctypes.util.find_library("ssl") or "libssl.so.3")
+    libssl.SSL_load_client_CA_file.restype = ctypes.c_void_p
+    libssl.SSL_load_client_CA_file.argtypes = [ctypes.c_char_p]
+    libssl.SSL_CTX_set_client_CA_list.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    libssl.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+    ssl_ctx = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    # Guard against a layout change: the pointer must be the context whose verify mode we just set.
+    if not ssl_ctx or libssl.SSL_CTX_get_verify_mode(ssl_ctx) == 0:
+        raise LabError("cannot reach the OpenSSL context to set client CA names")
+    names = libssl.SSL_load_client_CA_file(str(ca_file).encode())
+    if not names:
+        raise LabError(f"cannot read client CA names from {ca_file}")
+    libssl.SSL_CTX_set_client_CA_list(ssl_ctx, names)
+
+
 def server_context(case: LabCase, chain_file: Path, key_file: Path, client_ca_file: Path) -> ssl.SSLContext:
     """An OpenSSL server context configured exactly as the case declares."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -98,6 +120,7 @@ def server_context(case: LabCase, chain_file: Path, key_file: Path, client_ca_fi
     if case.client_cert != "none":
         ctx.verify_mode = ssl.CERT_REQUIRED if case.client_cert == "required" else ssl.CERT_OPTIONAL
         ctx.load_verify_locations(client_ca_file)
+        _send_client_ca_names(ctx, client_ca_file)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
