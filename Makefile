@@ -21,7 +21,7 @@ system-deps:
 	scripts/install-system-deps.sh $(DEBIAN_PACKAGES)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -15,6 +15,10 @@ class UsageError(Error):
     """The user asked for something malformed (a bad flag value, a bad target, a bad file)."""
 
 
+class CertificateError(Error):
+    """Certificate bytes that did not come from the user (a server, an AIA fetch) cannot be parsed."""
+
+
 class LabError(Error):
     """The built-in lab could not start, stop or be found."""
 
@@ -29,3 +33,7 @@ class LabAlreadyRunningError(LabError):
 
 class LabNotRunningError(LabError):
     """A command needs a running lab and there is none."""
+
+
+class WireError(Error):
+    """Bytes from the peer are not the TLS they claim to be: truncated, malformed or over a size limit."""

@@ -18,28 +18,15 @@ from typing import Any
 from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi, lib  # the message callback and group name are not wrapped by pyOpenSSL
 
+from tlsward.model.registry import alert_name, cipher_name
 from tlsward.model.scan import ClientAuth, FailureKind, ProbeFailure, Session
 
 READ_CHUNK = 65536
 CERTIFICATE_REQUEST = 13
 SERVER_HELLO = 2
-ALERT_NAMES = {
-    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
-    40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked",
-    45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca",
-    49: "access_denied", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
-    71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
-    109: "missing_extension", 110: "unsupported_extension", 112: "unrecognized_name",
-    113: "bad_certificate_status_response", 115: "unknown_psk_identity", 116: "certificate_required",
-    120: "no_application_protocol",
-}
 CLIENT_CERT_REFUSALS = {40, 42, 46, 48, 116}
 VERSION_NAMES = {"TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1", "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3",
                  "SSLv3": "SSLv3"}
-
-
-def alert_name(code: int) -> str:
-    return ALERT_NAMES.get(code, f"alert {code}")
 
 
 @dataclass
@@ -310,10 +297,11 @@ class Handshake:
         alpn = self.conn.get_alpn_proto_negotiated()
         version = self.conn.get_protocol_version_name()
         ocsp = self.recorder.ocsp
+        code = _cipher_code(self.recorder.server_hello)
         return Session(
             version=VERSION_NAMES.get(version, version),
-            cipher=self.conn.get_cipher_name() or "",
-            cipher_code=_cipher_code(self.recorder.server_hello),
+            cipher=cipher_name(code) if code >= 0 else self.conn.get_cipher_name() or "",
+            cipher_code=code,
             group=group,
             alpn=alpn.decode() if alpn else None,
             ocsp_stapled=bool(ocsp),

@@ -1,0 +1,40 @@
+"""All rules over one result, in a stable order (most severe first)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tlsward.model.findings import Finding
+from tlsward.model.scan import ScanResult
+from tlsward.rules.base import Context, finding
+from tlsward.rules.certificate import ExpiryPolicy, leaf_rules
+from tlsward.rules.chain import chain_rules
+from tlsward.rules.connection import failure_finding
+from tlsward.rules.http import http_rules
+from tlsward.rules.protocol import protocol_rules
+
+
+def evaluate(result: ScanResult, now: dt.datetime, expiry: ExpiryPolicy | None = None) -> tuple[Finding, ...]:
+    ctx = Context(result.target, result.address)
+    found: list[Finding] = []
+    if result.failure is not None:
+        found.append(failure_finding(result.failure, ctx))
+    if result.session is not None:
+        found.extend(protocol_rules(result.session, ctx))
+        auth = result.session.client_auth
+        if auth.requested:
+            cas = "; ".join(auth.acceptable_cas) or "no CA names sent"
+            found.append(finding("mtls.required" if auth.required else "mtls.optional",
+                                 f"the server {'requires' if auth.required else 'asks for'} a client certificate "
+                                 f"(acceptable CAs: {cas})",
+                                 fix="present one with --cert CERT.pem --key KEY.pem" if auth.required else
+                                 "nothing to fix unless clients are meant to authenticate",
+                                 confirm=ctx.s_client.replace(" </dev/null", " -cert client.pem -key client.key "
+                                                              "</dev/null")))
+    found.extend(leaf_rules(result.chain, ctx, now, expiry or ExpiryPolicy()))
+    if result.analysis is not None:
+        found.extend(chain_rules(result.chain, result.analysis, ctx, now))
+    if result.http is not None:
+        found.extend(http_rules(result.http, ctx, over_tls=result.target.speaks_tls))
+    found.sort(key=lambda f: (-f.severity, f.id))
+    return tuple(found)
