@@ -13,16 +13,23 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from tlsward.model.errors import Error
-from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Timings
+from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Session, Timings
 from tlsward.model.target import Target
 from tlsward.net.connect import elapsed_ms, resolve
 from tlsward.net.tls import ClientIdentity, make_context
-from tlsward.probes.session import probe_session
+from tlsward.probes.legacy import probe_legacy
+from tlsward.probes.session import SessionProbe, probe_session
 from tlsward.rules.certificate import ExpiryPolicy
-from tlsward.rules.evaluate import evaluate
+from tlsward.rules.evaluate import backends_differ_finding, evaluate
 from tlsward.x509.facts import facts_from_der
 from tlsward.x509.trust import TrustStore, ca_file_store, mozilla_store, system_store
 from tlsward.x509.validate import analyse_chain
+
+# Marks the end of one target's results on the engine's queue (a target may yield several with --all-ips).
+_DONE = ScanResult(Target("done.invalid", 1), None, dt.datetime.min.replace(tzinfo=dt.UTC), Timings())
+
+# Failures after which the legacy probe can still tell what the server wants.
+LEGACY_TRIGGERS = frozenset({FailureKind.NO_SHARED_CIPHER, FailureKind.CLOSED, FailureKind.TLS_ALERT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,7 @@ class ScanOptions:
     system: bool = True
     client: ClientIdentity | None = None
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+    all_ips: bool = False          # scan every A/AAAA record of a name and compare what the backends serve
 
 
 def trust_stores(options: ScanOptions) -> list[TrustStore]:
@@ -73,8 +81,45 @@ class Scanner:
             async with gate:
                 probe = await probe_session(target, address, self.ctx, opts.timeout, dns_ms)
         except ProbeFailure as exc:
-            result = ScanResult(target, address, now, Timings(dns_ms), failure=Failure.of(exc))
-            return replace(result, findings=evaluate(result, now, opts.expiry))
+            failure = Failure.of(exc)
+            legacy = await self._ask_legacy(target, address, failure) if address else None
+            if legacy is None:
+                result = ScanResult(target, address, now, Timings(dns_ms), failure=failure)
+                return replace(result, findings=evaluate(result, now, opts.expiry))
+            probe, failure = legacy
+            return await self._finish(target, address, now, probe, failure)
+        return await self._finish(target, address, now, probe, None)
+
+    def _expands(self, target: Target) -> bool:
+        return self.options.all_ips and target.connect is None and not target.is_ip
+
+    async def scan_backends(self, target: Target) -> list[ScanResult]:
+        """Scan the name on every address it resolves to and flag backends that serve different leaves."""
+        try:
+            addresses = await resolve(target.host, target.port, self.options.timeout)
+        except ProbeFailure:
+            return [await self.scan_one(target)]  # reports the DNS failure the usual way
+        results = list(await asyncio.gather(*(self.scan_one(replace(target, connect=a)) for a in addresses)))
+        return compare_backends(results)
+
+    async def _ask_legacy(self, target: Target, address: str,
+                          failure: Failure) -> tuple[SessionProbe, Failure] | None:
+        """After "nothing in common", learn what the server does accept (3DES, RC4, export ...)."""
+        if failure.kind not in LEGACY_TRIGGERS or failure.phase != "handshake":
+            return None
+        answer = await probe_legacy(target, address, self.options.timeout)
+        if answer is None:
+            return None
+        session = Session(version=answer.version, cipher=answer.cipher, cipher_code=answer.cipher_code,
+                          group=None, alpn=None, ocsp_stapled=False, ocsp_status=None,
+                          chain_der=answer.chain_der, completed=False)
+        explained = replace(failure, message=f"{failure.message}; offered the legacy suites OpenSSL no longer "
+                            f"speaks, the server chose {answer.cipher} ({answer.version})")
+        return SessionProbe(session, Timings(), None), explained
+
+    async def _finish(self, target: Target, address: str | None, now: dt.datetime, probe: SessionProbe,
+                      failure: Failure | None) -> ScanResult:
+        opts = self.options
         notes: list[str] = []
         chain = []
         analysis = None
@@ -86,8 +131,8 @@ class Scanner:
                     notes.append(f"certificate #{index} of the served chain cannot be parsed: {exc}")
             if len(chain) == len(probe.session.chain_der):
                 analysis = analyse_chain(probe.session.chain_der, target.name, self.stores, now)
-        result = ScanResult(target, address, now, probe.timings, session=probe.session, chain=tuple(chain),
-                            analysis=analysis, http=probe.http, notes=tuple(notes))
+        result = ScanResult(target, address, now, probe.timings, session=probe.session, failure=failure,
+                            chain=tuple(chain), analysis=analysis, http=probe.http, notes=tuple(notes))
         return replace(result, findings=evaluate(result, now, opts.expiry))
 
     async def scan(self, targets: Iterable[Target]) -> AsyncIterator[ScanResult]:
@@ -99,11 +144,14 @@ class Scanner:
 
         async def run(target: Target) -> None:
             try:
-                result = await self.scan_one(target)
+                results = await self.scan_backends(target) if self._expands(target) else [
+                    await self.scan_one(target)]
             except Exception as exc:  # a bug must cost one target, never the batch
                 failure = Failure(FailureKind.PROTOCOL_ERROR, f"internal error while scanning: {exc!r}")
-                result = ScanResult(target, target.connect, dt.datetime.now(dt.UTC), Timings(), failure=failure)
-            await queue.put(result)
+                results = [ScanResult(target, target.connect, dt.datetime.now(dt.UTC), Timings(), failure=failure)]
+            for result in results:
+                await queue.put(result)
+            await queue.put(_DONE)
 
         def refill() -> None:
             nonlocal in_flight
@@ -120,12 +168,26 @@ class Scanner:
         try:
             while in_flight:
                 result = await queue.get()
-                in_flight -= 1
-                refill()
+                if result is _DONE:
+                    in_flight -= 1
+                    refill()
+                    continue
                 yield result
         finally:
             for task in tasks:
                 task.cancel()
+
+
+def compare_backends(results: list[ScanResult]) -> list[ScanResult]:
+    """Add ``name.backends_differ`` to every backend when the leaves served behind one name differ."""
+    leaves = {r.address: r.chain[0] for r in results if r.chain}
+    if len({leaf.sha256 for leaf in leaves.values()}) < 2:
+        return results
+    described = "; ".join(f"{addr} serves {leaf.sha256[:16]}… (expires {leaf.not_after:%Y-%m-%d})"
+                          for addr, leaf in sorted(leaves.items(), key=lambda item: str(item[0])))
+    extra = backends_differ_finding(results[0].target, described)
+    return [replace(r, findings=tuple(sorted((*r.findings, extra), key=lambda f: (-f.severity, f.id))))
+            for r in results]
 
 
 async def scan_all(targets: Sequence[Target], options: ScanOptions) -> list[ScanResult]:

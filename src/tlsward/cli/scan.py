@@ -91,7 +91,8 @@ def print_result(result: ScanResult) -> None:
         out.print("timings: " + ", ".join(phases), highlight=False)
     if result.session is not None:
         s = result.session
-        out.print(f"negotiated: {s.version} {s.cipher} group={s.group or '-'} alpn={s.alpn or '-'} "
+        how = "negotiated" if s.completed else "accepted (hand-made ClientHello; no handshake completed)"
+        out.print(f"{how}: {s.version} {s.cipher} group={s.group or '-'} alpn={s.alpn or '-'} "
                   f"ocsp-staple={'yes' if s.ocsp_stapled else 'no'}", highlight=False)
     for index, cert in enumerate(result.chain):
         names = ", ".join([*cert.dns_names, *cert.ip_addresses][:4])
@@ -126,6 +127,8 @@ def scan(
     = None,
     cert: Annotated[Path | None, typer.Option(help="Client certificate chain (PEM) for mTLS")] = None,
     key: Annotated[Path | None, typer.Option(help="Client private key (PEM)")] = None,
+    all_ips: Annotated[bool, typer.Option("--all-ips", help="Scan every A/AAAA record of each name and flag "
+                                          "backends that serve different certificates")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per phase")] = 5.0,
     concurrency: Annotated[int, typer.Option(help="Endpoints scanned at once")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one object per endpoint")] = False,
@@ -141,7 +144,7 @@ def scan(
     if timeout <= 0 or concurrency < 1:
         raise UsageError("--timeout must be > 0 and --concurrency >= 1")
     parsed = read_targets(targets or [], file, sni, connect)
-    options = ScanOptions(timeout=timeout, concurrency=concurrency,
+    options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips,
                           ca_files=tuple(str(p) for p in ca_file or ()),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     worst, unscannable = asyncio.run(_run(parsed, options, as_json))

@@ -74,6 +74,7 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("cert.revoked", S.CRITICAL, "Certificate has been revoked by its CA"),
         # names
         _spec("name.mismatch", S.CRITICAL, "Certificate does not cover the requested name"),
+        _spec("name.backends_differ", S.HIGH, "Backends behind one name serve different certificates"),
         # chain
         _spec("chain.untrusted", S.CRITICAL, "Chain does not lead to a trusted root"),
         _spec("chain.incomplete", S.HIGH, "Server does not send the intermediate certificate(s)"),

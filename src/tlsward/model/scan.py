@@ -87,6 +87,7 @@ class Session:
     ocsp_status: str | None             # good, revoked, unknown, malformed; None when nothing stapled
     chain_der: tuple[bytes, ...]        # as presented, leaf first
     client_auth: ClientAuth = field(default_factory=ClientAuth)
+    completed: bool = True              # False: learned from a hand-made ClientHello; no handshake finished
 
 
 @dataclass(frozen=True, slots=True)

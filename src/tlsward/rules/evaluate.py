@@ -6,6 +6,7 @@ import datetime as dt
 
 from tlsward.model.findings import Finding
 from tlsward.model.scan import ScanResult
+from tlsward.model.target import Target
 from tlsward.rules.base import Context, finding
 from tlsward.rules.certificate import ExpiryPolicy, leaf_rules
 from tlsward.rules.chain import chain_rules
@@ -38,3 +39,13 @@ def evaluate(result: ScanResult, now: dt.datetime, expiry: ExpiryPolicy | None =
         found.extend(http_rules(result.http, ctx, over_tls=result.target.speaks_tls))
     found.sort(key=lambda f: (-f.severity, f.id))
     return tuple(found)
+
+
+def backends_differ_finding(target: Target, described: str) -> Finding:
+    """One name, several addresses, different certificates: some clients get the old one."""
+    ctx = Context(target, None)
+    return finding("name.backends_differ", described,
+                   fix="deploy the same certificate to every backend (a renewal that reached only some nodes); "
+                       "list them with `dig +short NAME A NAME AAAA` and reload each",
+                   confirm=f"for ip in $(dig +short {target.host}); do {ctx.s_client.replace(target.host, '$ip', 1)}"
+                           " 2>/dev/null | openssl x509 -noout -fingerprint -sha256; done")

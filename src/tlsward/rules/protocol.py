@@ -30,13 +30,16 @@ def protocol_rules(session: Session, ctx: Context) -> Iterator[Finding]:
         yield finding("protocol.no_tls12", f"best version the server accepts is {session.version}; clients that "
                       "require TLS 1.2 (most since 2020) cannot connect", fix=NGINX_PROTOCOLS,
                       confirm=confirm.replace("-brief", "-brief -tls1_2"))
-    if rank < ORDER["TLSv1.3"]:
+    if rank < ORDER["TLSv1.3"] and session.completed:  # a hand-made legacy hello offered only up to TLS 1.2
         yield finding("protocol.no_tls13", f"best version the server accepts is {session.version}",
                       fix="enable TLS 1.3 (OpenSSL 1.1.1+): " + NGINX_PROTOCOLS,
                       confirm=confirm.replace("-brief", "-brief -tls1_3"))
     suite = cipher_by_code(session.cipher_code)
     if suite is None:
         return
+    # OpenSSL 3 cannot offer most weak suites, so nmap (which crafts its own ClientHellos) confirms them.
+    host = ctx.address or ctx.target.host
+    confirm = f"nmap --script ssl-enum-ciphers -p {ctx.target.port} {host}"
     ciphers_fix = ("nginx: `ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;` (Mozilla intermediate)")
     if suite.weak:
