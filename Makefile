@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real peers the tests talk to (see tests/integration): a client we did not write for every lab case.
-DEBIAN_PACKAGES := openssl curl nmap
+DEBIAN_PACKAGES := openssl curl nmap postgresql-client mariadb-client
 
 .PHONY: install system-deps lint test demo bench clean
 

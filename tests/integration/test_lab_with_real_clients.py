@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tlsward.lab import CASES, LabCase, LabState, case_named
+from tlsward.lab.catalogue import STARTTLS_KINDS
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +48,10 @@ def s_client_cmd(lab: LabState, name: str, *extra: str) -> list[str]:
     endpoint = lab.endpoint(name)
     cmd = ["openssl", "s_client", "-connect", f"{lab.host}:{endpoint.port}", "-servername", endpoint.sni]
     case = case_named(name)
-    if case.kind in ("smtp", "postgres"):
+    if case.kind in STARTTLS_KINDS:
         cmd += ["-starttls", case.kind]
+        if case.kind == "xmpp":
+            cmd += ["-xmpphost", endpoint.sni]
     return [*cmd, *extra]
 
 
@@ -329,7 +332,7 @@ def test_plain_http_on_tls_port(lab: LabState) -> None:
 # --- STARTTLS and PostgreSQL ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["smtp-starttls", "postgres"])
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.kind in STARTTLS_KINDS and c.starttls])
 def test_starttls_handshake_completes(lab: LabState, name: str) -> None:
     proc = s_client(lab, name, "-CAfile", lab.ca_file, "-verify_return_error", "-brief")
     assert proc.returncode == 0 and negotiated_version(proc) is not None, explain(proc)

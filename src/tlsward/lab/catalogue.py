@@ -33,7 +33,9 @@ Kind = Literal[
     "blackhole",       # accepts TCP, never answers
     "reset",           # accepts TCP, then resets it
     "closed",          # nothing listens: connection refused
+    "imap", "pop3", "ftp", "ldap", "xmpp", "mysql",   # STARTTLS dialogues, then TLS
 ]
+STARTTLS_KINDS = ("smtp", "postgres", "imap", "pop3", "ftp", "ldap", "xmpp", "mysql")
 ChainLayout = Literal["full", "leaf_only", "wrong_order"]
 ClientCert = Literal["none", "optional", "required"]
 
@@ -75,7 +77,7 @@ class LabCase:
     @property
     def is_tls(self) -> bool:
         """Whether a TLS handshake can complete here with a stock OpenSSL client."""
-        return self.kind in ("tls", "smtp", "postgres") and (self.kind != "smtp" or self.starttls)
+        return (self.kind == "tls" or self.kind in STARTTLS_KINDS) and (self.kind != "smtp" or self.starttls)
 
     def target(self, port: int) -> str:
         """The target string a user passes to ``tlsward scan`` (connect to the lab host with ``--connect``)."""
@@ -191,6 +193,18 @@ CASES: tuple[LabCase, ...] = (
             kind="smtp", starttls=False, scheme="smtp", expect=_ids("starttls.not_offered")),
     LabCase("postgres", "PostgreSQL-protocol server: SSLRequest, then TLS",
             kind="postgres", leaf=_leaf("postgres"), scheme="postgres"),
+    LabCase("imap-starttls", "IMAP server offering STARTTLS",
+            kind="imap", leaf=_leaf("imap-starttls"), scheme="imap"),
+    LabCase("pop3-starttls", "POP3 server offering STLS",
+            kind="pop3", leaf=_leaf("pop3-starttls"), scheme="pop3"),
+    LabCase("ftp-auth-tls", "FTP server offering AUTH TLS",
+            kind="ftp", leaf=_leaf("ftp-auth-tls"), scheme="ftp"),
+    LabCase("ldap-starttls", "LDAP server answering the StartTLS extended operation",
+            kind="ldap", leaf=_leaf("ldap-starttls"), scheme="ldap"),
+    LabCase("xmpp-starttls", "XMPP server requiring STARTTLS",
+            kind="xmpp", leaf=_leaf("xmpp-starttls"), scheme="xmpp"),
+    LabCase("mysql-tls", "MySQL-protocol server advertising CLIENT_SSL",
+            kind="mysql", leaf=_leaf("mysql-tls"), scheme="mysql"),
     LabCase("blackhole", "Accepts TCP and never answers (hung process, firewall tarpit)",
             kind="blackhole", expect=_ids("conn.timeout")),
     LabCase("reset", "Accepts TCP, then resets the connection (crashed TLS terminator)",

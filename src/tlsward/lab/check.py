@@ -18,6 +18,9 @@ from pathlib import Path
 from tlsward.lab.catalogue import LabCase, case_named
 from tlsward.lab.legacy_tls import SERVER_HELLO
 from tlsward.lab.state import EndpointInfo, LabState
+from tlsward.model.scan import ProbeFailure
+from tlsward.model.target import StartTLS
+from tlsward.net import starttls
 
 TIMEOUT = 5.0
 VERSION_NAMES = {"TLSv1": "TLSv1", "TLSv1.1": "TLSv1.1", "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
@@ -64,8 +67,9 @@ async def _tls_get(host: str, port: int, sni: str, ctx: ssl.SSLContext) -> tuple
 async def _check_tls(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple[bool, str]:
     if case.client_cert == "required":
         try:
-            await _tls_get(state.host, ep.port, ep.sni, client_context())
-            return False, "served a request without a client certificate"
+            _, _, answer = await _tls_get(state.host, ep.port, ep.sni, client_context())
+            if answer.startswith(b"HTTP/"):
+                return False, "served a request without a client certificate"
         except (ssl.SSLError, ConnectionError):
             pass
     version, cipher, response = await _tls_get(
@@ -194,10 +198,24 @@ async def _check_legacy(case: LabCase, ep: EndpointInfo, state: LabState) -> tup
         writer.close()
 
 
+async def _check_starttls(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple[bool, str]:
+    reader, writer = await asyncio.open_connection(state.host, ep.port)
+    try:
+        await starttls.upgrade(StartTLS(case.kind), reader, writer, TIMEOUT, ep.sni)
+        await writer.start_tls(client_context(), server_hostname=ep.sni)
+        version = writer.get_extra_info("ssl_object").version()
+        return version in case.versions, f"{case.kind.upper()} STARTTLS -> {version}"
+    except ProbeFailure as exc:
+        return False, str(exc)
+    finally:
+        writer.close()
+
+
 CHECKS: dict[str, Callable[[LabCase, EndpointInfo, LabState], Awaitable[tuple[bool, str]]]] = {
     "tls": _check_tls, "plain_http": _check_plain_http, "http": _check_http, "smtp": _check_smtp,
     "postgres": _check_postgres, "blackhole": _check_blackhole, "reset": _check_reset,
     "closed": _check_closed, "legacy_3des": _check_legacy,
+    **dict.fromkeys(("imap", "pop3", "ftp", "ldap", "xmpp", "mysql"), _check_starttls),
 }
 
 

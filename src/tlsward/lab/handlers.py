@@ -11,7 +11,7 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from tlsward.lab import legacy_tls
@@ -73,6 +73,7 @@ def make_handler(ctx: HandlerContext) -> Handler:
     handlers: dict[str, KindHandler] = {
         "tls": _https, "plain_http": _plain_http_on_tls_port, "http": _http_site, "smtp": _smtp,
         "postgres": _postgres, "blackhole": _blackhole, "reset": _reset, "legacy_3des": _legacy,
+        "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": _ldap, "xmpp": _xmpp, "mysql": _mysql,
     }
     inner = handlers[ctx.case.kind]
 
@@ -214,3 +215,163 @@ async def _legacy(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asy
     # The client cannot finish a key exchange with us; wait for it to give up, bounded.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
+
+
+async def _upgrade_then_idle(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Switch to TLS, then wait (bounded) for the client to finish: there is no service behind it.
+
+    TLS runs over memory BIOs on the same stream rather than ``start_tls``: clients such as MySQL's send
+    their ClientHello right behind the upgrade request, and bytes already buffered in the StreamReader
+    would be lost by swapping the transport."""
+    assert ctx.tls is not None
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.tls.wrap_bio(incoming, outgoing, server_side=True)
+    for _ in range(64):  # a handshake is a few round trips; bounded against a chatty peer
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if pending := outgoing.read():
+                writer.write(pending)
+                await writer.drain()
+            data = await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
+            if not data:
+                return
+            incoming.write(data)
+    if pending := outgoing.read():
+        writer.write(pending)
+        await writer.drain()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
+
+
+async def _line_commands(reader: asyncio.StreamReader) -> AsyncIterator[str]:
+    for _ in range(MAX_SMTP_COMMANDS):
+        line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+        if not line:
+            return
+        yield line.decode("utf-8", "replace").strip()
+
+
+async def _say(writer: asyncio.StreamWriter, text: str) -> None:
+    writer.write(text.encode())
+    await writer.drain()
+
+
+async def _imap(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _say(writer, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] tlsward lab IMAP ready\r\n")
+    async for line in _line_commands(reader):
+        tag, _, command = line.partition(" ")
+        verb = command.split(" ", 1)[0].upper()
+        if verb == "CAPABILITY":
+            await _say(writer, f"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n{tag} OK CAPABILITY completed\r\n")
+        elif verb == "STARTTLS":
+            await _say(writer, f"{tag} OK Begin TLS negotiation now\r\n")
+            await _upgrade_then_idle(ctx, reader, writer)
+            return
+        elif verb == "LOGOUT":
+            await _say(writer, f"* BYE tlsward lab\r\n{tag} OK LOGOUT completed\r\n")
+            return
+        else:
+            await _say(writer, f"{tag} BAD command not supported here\r\n")
+
+
+async def _pop3(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _say(writer, "+OK tlsward lab POP3 ready\r\n")
+    async for line in _line_commands(reader):
+        verb = line.split(" ", 1)[0].upper()
+        if verb == "CAPA":
+            await _say(writer, "+OK Capability list follows\r\nSTLS\r\nUSER\r\n.\r\n")
+        elif verb == "STLS":
+            await _say(writer, "+OK Begin TLS negotiation\r\n")
+            await _upgrade_then_idle(ctx, reader, writer)
+            return
+        elif verb == "QUIT":
+            await _say(writer, "+OK bye\r\n")
+            return
+        else:
+            await _say(writer, "-ERR command not supported here\r\n")
+
+
+async def _ftp(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _say(writer, "220 tlsward lab FTP ready\r\n")
+    async for line in _line_commands(reader):
+        command = line.upper()
+        if command.startswith("FEAT"):
+            await _say(writer, "211-Features:\r\n AUTH TLS\r\n PBSZ\r\n PROT\r\n211 End\r\n")
+        elif command in ("AUTH TLS", "AUTH SSL"):
+            await _say(writer, "234 AUTH TLS OK.\r\n")
+            await _upgrade_then_idle(ctx, reader, writer)
+            return
+        elif command.startswith("QUIT"):
+            await _say(writer, "221 Goodbye.\r\n")
+            return
+        else:
+            await _say(writer, "530 Please login with USER and PASS (after AUTH TLS).\r\n")
+
+
+LDAP_STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
+
+
+async def _ldap(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head = await asyncio.wait_for(reader.readexactly(2), READ_TIMEOUT)
+    length = head[1]
+    if length & 0x80:
+        length = int.from_bytes(await asyncio.wait_for(reader.readexactly(length & 0x7F), READ_TIMEOUT), "big")
+    if head[0] != 0x30 or length > MAX_REQUEST:
+        return
+    message = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT)
+    # messageID is the first INTEGER; echo it back in the ExtendedResponse.
+    if message[:1] != b"\x02" or LDAP_STARTTLS_OID not in message:
+        return
+    id_len = message[1]
+    message_id = message[: 2 + id_len]
+    result = b"\x0a\x01\x00\x04\x00\x04\x00" + b"\x8a" + bytes([len(LDAP_STARTTLS_OID)]) + LDAP_STARTTLS_OID
+    response = message_id + b"\x78" + bytes([len(result)]) + result
+    writer.write(b"\x30" + bytes([len(response)]) + response)
+    await writer.drain()
+    await _upgrade_then_idle(ctx, reader, writer)
+
+
+async def _xmpp(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    opening = b""
+    while b">" not in opening.split(b"stream:stream", 1)[-1] and len(opening) < MAX_REQUEST:
+        chunk = await asyncio.wait_for(reader.read(4096), READ_TIMEOUT)
+        if not chunk:
+            return
+        opening += chunk
+    await _say(writer, (
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+        f"xmlns:stream='http://etherx.jabber.org/streams' id='tlsward-lab' from='{ctx.case.sni}' version='1.0'>"
+        "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+        "</stream:features>"))
+    request = b""
+    while b"starttls" not in request and len(request) < MAX_REQUEST:
+        chunk = await asyncio.wait_for(reader.read(4096), READ_TIMEOUT)
+        if not chunk:
+            return
+        request += chunk
+    await _say(writer, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    await _upgrade_then_idle(ctx, reader, writer)
+
+
+MYSQL_CLIENT_SSL = 0x0800
+
+
+def mysql_greeting() -> bytes:
+    """A MySQL protocol-10 handshake packet that advertises CLIENT_SSL."""
+    capabilities = 0x0000_0001 | 0x0000_0200 | MYSQL_CLIENT_SSL | 0x0000_8000 | 0x0008_0000
+    payload = (b"\x0a" + b"8.0.40-tlsward-lab\x00" + struct.pack("<I", 7) + b"abcdefgh" + b"\x00"
+               + struct.pack("<H", capabilities & 0xFFFF) + b"\x21" + struct.pack("<H", 2)
+               + struct.pack("<H", capabilities >> 16) + b"\x15" + bytes(10) + b"ijklmnopqrst\x00"
+               + b"mysql_native_password\x00")
+    return len(payload).to_bytes(3, "little") + b"\x00" + payload
+
+
+async def _mysql(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(mysql_greeting())
+    await writer.drain()
+    header = await asyncio.wait_for(reader.readexactly(4), READ_TIMEOUT)
+    body = await asyncio.wait_for(reader.readexactly(int.from_bytes(header[:3], "little")), READ_TIMEOUT)
+    if len(body) >= 4 and struct.unpack_from("<I", body)[0] & MYSQL_CLIENT_SSL:
+        await _upgrade_then_idle(ctx, reader, writer)

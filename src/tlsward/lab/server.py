@@ -215,7 +215,7 @@ class LabServer:
                 case=case, tls=tls, redirect_url=f"https://https-hsts.lab.tlsward.test:{redirect_to}",
                 legacy_chain=legacy_chain, legacy_suites=(TLS_RSA_WITH_3DES_EDE_CBC_SHA,),
             )
-            server_tls = tls if case.kind == "tls" else None  # SMTP/PostgreSQL upgrade later, via STARTTLS
+            server_tls = tls if case.kind == "tls" else None  # STARTTLS kinds upgrade later, in their dialogue
             self._servers.append(await asyncio.start_server(
                 make_handler(ctx), sock=sock, ssl=server_tls, ssl_handshake_timeout=10.0 if server_tls else None,
                 backlog=512,
