@@ -14,6 +14,7 @@ from tlsward.lab import CASES, case_named
 from tlsward.lab.check import check_lab_sync
 from tlsward.lab.control import running_pid, serve_foreground, start_background, stop_background
 from tlsward.lab.state import DEFAULT_HOST, LabState, default_base_port, default_state_dir
+from tlsward.model.errors import LabNotRunningError
 
 app = typer.Typer(help="The built-in lab: loopback endpoints that reproduce real TLS failures.",
                   no_args_is_help=True)
@@ -57,9 +58,19 @@ def up(
 
 
 @app.command("list")
-def list_(state_dir: StateDir = None) -> None:
+def list_(
+    state_dir: StateDir = None,
+    targets: Annotated[bool, typer.Option("--targets", help="Only the scan targets, one per line "
+                                          "(for `tlsward scan -`)")] = False,
+) -> None:
     """List the cases: ports and targets of the running lab, or the catalogue when none runs."""
     directory = _dir(state_dir)
+    if targets:
+        if running_pid(directory) is None:
+            raise LabNotRunningError(f"no lab is running from {directory}; start one with `tlsward lab up`")
+        for ep in LabState.read(directory).endpoints:
+            print(ep.target)
+        return
     if running_pid(directory) is not None:
         _print_state(LabState.read(directory))
         return
