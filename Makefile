@@ -1,4 +1,5 @@
 # The two commands: `make demo` and `make test`. Both set up everything they need themselves.
+# `make bench` runs bench/ (`make bench BENCH=scan` runs only the benchmarks whose name contains `scan`).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -32,7 +33,7 @@ demo: $(STAMP)
 	scripts/demo.sh
 
 bench: $(STAMP) system-deps
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

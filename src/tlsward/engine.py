@@ -12,12 +12,14 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from tlsward.model.errors import Error
+from tlsward.model.certificate import REVOCATION_MODES
+from tlsward.model.errors import Error, UsageError
 from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Session, Timings
 from tlsward.model.target import Target
 from tlsward.net.connect import elapsed_ms, resolve
 from tlsward.net.tls import ClientIdentity, make_context
 from tlsward.probes.legacy import probe_legacy
+from tlsward.probes.revocation import RevocationCache, check_leaf, fetch_missing_issuers, stapled_state
 from tlsward.probes.session import SessionProbe, probe_session
 from tlsward.rules.certificate import ExpiryPolicy
 from tlsward.rules.evaluate import backends_differ_finding, evaluate
@@ -43,6 +45,7 @@ class ScanOptions:
     client: ClientIdentity | None = None
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
     all_ips: bool = False          # scan every A/AAAA record of a name and compare what the backends serve
+    revocation: str = "soft"       # off | soft (unreachable: a note) | hard (unreachable: a finding)
 
 
 def trust_stores(options: ScanOptions) -> list[TrustStore]:
@@ -61,8 +64,12 @@ class Scanner:
     def __init__(self, options: ScanOptions) -> None:
         self.options = options
         self.stores = trust_stores(options)
-        self.ctx = make_context(options.client)
+        self.ctx = make_context()
+        self.client_ctx = make_context(options.client) if options.client is not None else None
         self._per_host: dict[str, asyncio.Semaphore] = {}
+        if options.revocation not in REVOCATION_MODES:
+            raise UsageError(f"revocation mode {options.revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
+        self.revocation_cache = RevocationCache()   # CRLs, OCSP answers, AIA issuers: fetched once per run
 
     async def scan_one(self, target: Target) -> ScanResult:
         now = dt.datetime.now(dt.UTC)
@@ -79,7 +86,7 @@ class Scanner:
                     dns_ms = elapsed_ms(start)
             gate = self._per_host.setdefault(address, asyncio.Semaphore(opts.per_host))
             async with gate:
-                probe = await probe_session(target, address, self.ctx, opts.timeout, dns_ms)
+                probe = await probe_session(target, address, self.ctx, opts.timeout, dns_ms, self.client_ctx)
         except ProbeFailure as exc:
             failure = Failure.of(exc)
             legacy = await self._ask_legacy(target, address, failure) if address else None
@@ -123,17 +130,34 @@ class Scanner:
         notes: list[str] = []
         chain = []
         analysis = None
-        if probe.session is not None and probe.session.chain_der:
-            for index, der in enumerate(probe.session.chain_der):
+        revocation = None
+        session = probe.session
+        if session is not None and session.chain_der:
+            for index, der in enumerate(session.chain_der):
                 try:
                     chain.append(facts_from_der(der))
                 except Error as exc:
                     notes.append(f"certificate #{index} of the served chain cannot be parsed: {exc}")
-            if len(chain) == len(probe.session.chain_der):
-                analysis = analyse_chain(probe.session.chain_der, target.name, self.stores, now)
-        result = ScanResult(target, address, now, probe.timings, session=probe.session, failure=failure,
-                            chain=tuple(chain), analysis=analysis, http=probe.http, notes=tuple(notes))
-        return replace(result, findings=evaluate(result, now, opts.expiry))
+            extra: tuple[bytes, ...] = ()
+            if len(chain) == len(session.chain_der):
+                analysis = analyse_chain(session.chain_der, target.name, self.stores, now)
+                if analysis.incomplete:   # would AIA caIssuers repair it (as browsers do)?
+                    extra = await fetch_missing_issuers(session.chain_der, self.revocation_cache, opts.timeout,
+                                                        notes=notes)
+                    if extra:
+                        analysis = analyse_chain(session.chain_der, target.name, self.stores, now, extra_issuers=extra)
+                revocation = await check_leaf(session.chain_der, opts.revocation, self.revocation_cache, now,
+                                              opts.timeout, stapled=session.ocsp_response, extra_issuers=extra)
+                if revocation is not None and not revocation.established and opts.revocation != "hard":
+                    notes.append(f"revocation {revocation.status}: {revocation.reason}")
+            if session.ocsp_response:
+                session = replace(session, ocsp_status=stapled_state(session.chain_der, session.ocsp_response, now,
+                                                                     extra))
+        result = ScanResult(target, address, now, probe.timings, session=session, failure=failure,
+                            chain=tuple(chain), analysis=analysis, http=probe.http, revocation=revocation,
+                            notes=tuple(notes))
+        return replace(result, findings=evaluate(result, now, opts.expiry,
+                                                 revocation_required=opts.revocation == "hard"))
 
     async def scan(self, targets: Iterable[Target]) -> AsyncIterator[ScanResult]:
         """Scan every target, yielding results in completion order; at most ``concurrency`` in flight."""

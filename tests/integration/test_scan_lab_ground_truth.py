@@ -11,6 +11,7 @@ from tlsward.engine import Scanner, ScanOptions
 from tlsward.lab import CASES, LabState, case_named
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
+from tlsward.net.tls import ClientIdentity
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,16 @@ def test_mtls_cases_name_the_acceptable_cas(results: dict[str, ScanResult]) -> N
         assert session is not None
         assert session.client_auth.requested and session.client_auth.required is required
         assert any("Intermediate CA 2" in ca for ca in session.client_auth.acceptable_cas)
+
+
+def test_presenting_a_client_certificate(lab: LabState) -> None:
+    """With --cert/--key, a server that requires one is still reported as requiring it, and accepts ours."""
+    scanner = Scanner(ScanOptions(timeout=3.0, ca_files=(lab.ca_file,),
+                                  client=ClientIdentity(lab.client_cert, lab.client_key)))
+    ep = lab.endpoint("mtls-required")
+    result = asyncio.run(scanner.scan_one(Target.parse(f"https://{ep.sni}:{ep.port}", connect=lab.host)))
+    assert result.session is not None and result.failure is None
+    auth = result.session.client_auth
+    assert auth.required and auth.presented_accepted is True
+    assert result.http is not None and result.http.status == 200  # the second, authenticated connection
+    assert [f.id for f in result.findings] == ["mtls.required"]

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import sys
-from dataclasses import asdict, is_dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.engine import Scanner, ScanOptions
+from tlsward.model.certificate import REVOCATION_MODES, RevocationStatus
 from tlsward.model.errors import UsageError
 from tlsward.model.findings import Severity
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.net.tls import ClientIdentity
+from tlsward.report import Summary, result_to_dict
 
-SCHEMA_VERSION = "0.1"
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
                   Severity.LOW: "cyan", Severity.INFO: "dim"}
 out = Console()
 err = Console(stderr=True)
 
 
-def read_targets(args: list[str], file: Path | None, sni: str | None, connect: str | None) -> list[Target]:
-    """Targets from arguments, ``-f FILE`` and ``-`` (stdin). A bad line is reported and skipped."""
+def read_targets(args: list[str], file: Path | None, sni: str | None,
+                 connect: str | None) -> tuple[list[Target], int]:
+    """Targets from arguments, ``-f FILE`` and ``-`` (stdin). A bad line is reported (one stderr line naming
+    ``FILE:LINE``) and skipped; with no valid target left it is a usage error (a single bad input is that error)."""
     lines: list[tuple[str, str]] = [(text, "argument") for text in args if text != "-"]
     if "-" in args:
         lines += [(line, "stdin") for line in sys.stdin.read().splitlines()]
@@ -42,6 +43,7 @@ def read_targets(args: list[str], file: Path | None, sni: str | None, connect: s
             raise UsageError(f"-f {file}: cannot read ({exc})") from None
         lines += [(line, f"{file}:{n}") for n, line in enumerate(content.splitlines(), 1)]
     targets: list[Target] = []
+    skipped: list[str] = []
     for text, origin in lines:
         text = text.split("#", 1)[0].strip()
         if not text:
@@ -49,36 +51,15 @@ def read_targets(args: list[str], file: Path | None, sni: str | None, connect: s
         try:
             targets.append(Target.parse(text, sni=sni, connect=connect))
         except UsageError as exc:
-            err.print(f"[red]skipped[/] {origin}: {exc}", highlight=False)
-    if not targets and not lines:
-        raise UsageError("no targets: pass host[:port], a URL, -f FILE or -")
-    return targets
-
-
-def to_jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: to_jsonable(v) for k, v in asdict(value).items() if k != "chain_der"}
-    if isinstance(value, dict):
-        return {k: to_jsonable(v) for k, v in value.items() if k != "chain_der"}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Severity):
-        return value.name.lower()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
-
-
-def result_json(result: ScanResult) -> dict[str, Any]:
-    data: dict[str, Any] = to_jsonable(result)
-    data["target"] = {"input": str(result.target), **to_jsonable(result.target)}
-    for facts, cert in zip(data["chain"], result.chain, strict=True):
-        facts["days_left"] = round(cert.days_left(result.scanned_at), 2)
-    return data
+            skipped.append(str(exc) if origin == "argument" else f"{origin}: {exc}")
+    if not targets and len(skipped) == 1:
+        raise UsageError(skipped[0])
+    for message in skipped:
+        err.print(f"[red]skipped[/] {message}", highlight=False, soft_wrap=True)
+    if not targets:
+        raise UsageError(f"no valid targets: all {len(skipped)} were skipped" if skipped
+                         else "no targets: pass host[:port], a URL, -f FILE or -")
+    return targets, len(skipped)
 
 
 def print_result(result: ScanResult) -> None:
@@ -103,6 +84,8 @@ def print_result(result: ScanResult) -> None:
         for verdict in result.analysis.verdicts:
             mark = "[green]trusted[/]" if verdict.trusted else f"[red]not trusted[/]: {verdict.reason}"
             out.print(f"  trust {verdict.store}: {mark}", highlight=False)
+    if result.revocation is not None:
+        out.print(revocation_line(result.revocation), highlight=False)
     if result.http is not None:
         out.print(f"http: {result.http.status} hsts={result.http.hsts or '-'} location={result.http.location or '-'}",
                   highlight=False)
@@ -115,6 +98,15 @@ def print_result(result: ScanResult) -> None:
         out.print(f"         confirm: {f.remediation.confirm}", highlight=False)
     for note in result.notes:
         out.print(f"  note: {note}", highlight=False)
+
+
+def revocation_line(status: RevocationStatus) -> str:
+    """``revocation: good (crl http://...)``; ``revocation: unavailable: <why>`` when nothing settled it."""
+    if status.established:
+        where = "stapled" if status.source == "stapled-ocsp" else f"{status.source} {status.url}".strip()
+        since = f" since {status.revoked_at:%Y-%m-%d}" if status.revoked_at else ""
+        return f"revocation: {status.status}{since} ({where})"
+    return f"revocation: {status.status}: {status.reason}"
 
 
 def scan(
@@ -130,9 +122,13 @@ def scan(
     all_ips: Annotated[bool, typer.Option("--all-ips", help="Scan every A/AAAA record of each name and flag "
                                           "backends that serve different certificates")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per phase")] = 5.0,
+    per_host: Annotated[int, typer.Option(help="Connections at once to one address")] = 4,
     concurrency: Annotated[int, typer.Option(help="Endpoints scanned at once")] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one object per endpoint")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one object per endpoint "
+                                          "(docs/json-schema.md)")] = False,
     fail_on: Annotated[str, typer.Option(help="Exit 1 when a finding reaches this severity")] = "high",
+    revocation: Annotated[str, typer.Option(help="Check the leaf's OCSP/CRL status: off, soft (unreachable "
+                                            "responder: a note) or hard (unreachable: a finding)")] = "soft",
 ) -> None:
     """Scan endpoints and diagnose what is wrong, with the fix and the command that confirms it."""
     try:
@@ -141,32 +137,63 @@ def scan(
         raise UsageError(f"--fail-on: {exc}") from None
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
-    if timeout <= 0 or concurrency < 1:
-        raise UsageError("--timeout must be > 0 and --concurrency >= 1")
-    parsed = read_targets(targets or [], file, sni, connect)
-    options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips,
-                          ca_files=tuple(str(p) for p in ca_file or ()),
+    if revocation not in REVOCATION_MODES:
+        raise UsageError(f"--revocation {revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
+    if timeout <= 0 or concurrency < 1 or per_host < 1:
+        raise UsageError("--timeout must be > 0, --concurrency and --per-host >= 1")
+    parsed, skipped = read_targets(targets or [], file, sni, connect)
+    options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips, revocation=revocation,
+                          per_host=per_host, ca_files=tuple(str(p) for p in ca_file or ()),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
-    worst, unscannable = asyncio.run(_run(parsed, options, as_json))
-    if unscannable:
+    summary = Summary()
+    rows: list[tuple[Severity | None, str, str]] = []
+    try:
+        asyncio.run(_run(parsed, options, as_json, summary, rows))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {summary.endpoints} of {len(parsed)} endpoints scanned (their results are above)")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if not as_json and len(parsed) > 1:
+        print_summary(summary, rows, len(parsed))
+    if summary.unscannable or skipped:
         raise typer.Exit(ExitCode.UNSCANNABLE)
+    worst = summary.worst
     if worst is not None and worst >= threshold:
         raise typer.Exit(ExitCode.FINDINGS)
 
 
-async def _run(targets: list[Target], options: ScanOptions, as_json: bool) -> tuple[Severity | None, int]:
+SUMMARY_ROWS = 200
+
+
+def print_summary(summary: Summary, rows: list[tuple[Severity | None, str, str]], total: int) -> None:
+    """The worst endpoints first (bounded), then totals: what an on-call engineer reads first."""
+    table = Table(title=f"{summary.endpoints} of {total} endpoints scanned, {summary.unscannable} unscannable")
+    for column in ("worst", "endpoint", "findings"):
+        table.add_column(column, overflow="fold")
+    ranked = sorted(rows, key=lambda row: -1 if row[0] is None else row[0], reverse=True)
+    for severity, endpoint, ids in ranked[:SUMMARY_ROWS]:
+        label = "ok" if severity is None else f"[{SEVERITY_STYLE[severity]}]{severity.name.lower()}[/]"
+        table.add_row(label, endpoint, ids or "-")
+    out.print(table)
+    if len(rows) > SUMMARY_ROWS:
+        out.print(f"... and {len(rows) - SUMMARY_ROWS} more (use --json for all)")
+    counts = ", ".join(f"{summary.findings[s]} {s.name.lower()}" for s in sorted(Severity, reverse=True)
+                       if summary.findings[s])
+    out.print(f"findings: {counts or 'none'}")
+
+
+async def _run(targets: list[Target], options: ScanOptions, as_json: bool, summary: Summary,
+               rows: list[tuple[Severity | None, str, str]]) -> None:
+    """Stream results as they complete; ``summary`` and ``rows`` stay readable after an interrupt."""
     scanner = Scanner(options)
-    worst: Severity | None = None
-    unscannable = 0
     with Progress(console=err, transient=True, disable=len(targets) < 2 or not err.is_terminal) as progress:
         task = progress.add_task("scanning", total=len(targets))
         async for result in scanner.scan(targets):
             progress.advance(task)
             if as_json:
-                print(json.dumps({"schema_version": SCHEMA_VERSION, **result_json(result)}), flush=True)
+                print(json.dumps(result_to_dict(result)), flush=True)
             else:
                 print_result(result)
-            unscannable += result.failure is not None and result.session is None and result.http is None
-            for f in result.findings:
-                worst = f.severity if worst is None or f.severity > worst else worst
-    return worst, unscannable
+                worst = max((f.severity for f in result.findings), default=None)
+                where = f"{result.target} ({result.address})" if result.address else str(result.target)
+                rows.append((worst, where, ", ".join(f.id for f in result.findings)))
+            summary.add(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +78,30 @@ class ChainAnalysis:
     @property
     def trusted(self) -> bool:
         return any(v.trusted for v in self.verdicts)
+
+
+RevocationState = Literal["good", "revoked", "unknown", "unavailable"]
+RevocationSource = Literal["crl", "ocsp", "stapled-ocsp", ""]
+RevocationMode = Literal["off", "soft", "hard"]
+REVOCATION_MODES: tuple[RevocationMode, ...] = ("off", "soft", "hard")
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationStatus:
+    """Whether the leaf has been revoked, and how we know (or why we could not find out).
+
+    ``unknown``: an answer came but does not settle it (CRL expired, bad signature, responder does not know
+    the certificate); ``unavailable``: no answer came (responder unreachable, timed out, "try later").
+    """
+
+    status: RevocationState
+    source: RevocationSource = ""          # what gave the verdict; "" when nothing did
+    reason: str = ""                       # one line, naming the URL it is about
+    revoked_at: dt.datetime | None = None  # UTC, when status is "revoked"
+    checked_urls: tuple[str, ...] = ()     # every OCSP/CRL URL asked, in order
+    url: str = ""                          # the URL whose answer decided "good"/"revoked" ("" when stapled)
+
+    @property
+    def established(self) -> bool:
+        """A definitive answer: good or revoked."""
+        return self.status in ("good", "revoked")

@@ -37,3 +37,18 @@ class LabNotRunningError(LabError):
 
 class WireError(Error):
     """Bytes from the peer are not the TLS they claim to be: truncated, malformed or over a size limit."""
+
+
+class FetchError(Error):
+    """An HTTP fetch of a CRL, an OCSP response or an AIA issuer certificate failed.
+
+    ``str(error)`` is one line naming the URL; ``kind`` classifies the cause (``scheme``, ``url``, ``refused``,
+    ``dns``, ``timeout``, ``tls``, ``too_large``, ``redirects``, ``http_status``, ``network``) and ``detail``
+    is the cause without the URL, for callers that phrase their own line.
+    """
+
+    def __init__(self, url: str, detail: str, *, kind: str = "network") -> None:
+        super().__init__(f"{url}: {detail}")
+        self.url = url
+        self.detail = detail
+        self.kind = kind

@@ -72,6 +72,7 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("cert.weak_key", S.HIGH, "Certificate key is too weak"),
         _spec("cert.weak_signature", S.HIGH, "Certificate is signed with a broken hash (SHA-1 or MD5)"),
         _spec("cert.revoked", S.CRITICAL, "Certificate has been revoked by its CA"),
+        _spec("cert.revocation_unknown", S.HIGH, "Revocation status could not be established"),
         # names
         _spec("name.mismatch", S.CRITICAL, "Certificate does not cover the requested name"),
         _spec("name.backends_differ", S.HIGH, "Backends behind one name serve different certificates"),

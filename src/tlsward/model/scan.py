@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tlsward.model.certificate import CertificateFacts, ChainAnalysis
+from tlsward.model.certificate import CertificateFacts, ChainAnalysis, RevocationStatus
 from tlsward.model.errors import Error
 from tlsward.model.findings import Finding
 from tlsward.model.target import Target
@@ -72,6 +72,7 @@ class ClientAuth:
     requested: bool = False
     required: bool = False
     acceptable_cas: tuple[str, ...] = ()
+    presented_accepted: bool | None = None   # with --cert/--key: did the server accept ours? None: not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class Session:
     chain_der: tuple[bytes, ...]        # as presented, leaf first
     client_auth: ClientAuth = field(default_factory=ClientAuth)
     completed: bool = True              # False: learned from a hand-made ClientHello; no handshake finished
+    ocsp_response: bytes | None = None  # the stapled OCSP response (DER) as received
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,5 +114,6 @@ class ScanResult:
     chain: tuple[CertificateFacts, ...] = ()
     analysis: ChainAnalysis | None = None
     http: HttpFacts | None = None
+    revocation: RevocationStatus | None = None   # None: not checked (--revocation off, self-signed)
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()         # non-fatal problems: "OCSP responder unreachable", ...

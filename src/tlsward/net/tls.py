@@ -308,4 +308,5 @@ class Handshake:
             ocsp_status=None,
             chain_der=chain,
             client_auth=client_auth,
+            ocsp_response=ocsp or None,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from OpenSSL import SSL
 
@@ -28,9 +28,28 @@ class SessionProbe:
 
 
 async def probe_session(target: Target, address: str, ctx: SSL.Context, timeout: float,
-                        dns_ms: float | None) -> SessionProbe:
-    """Run the session probe against one address of ``target``; raises ProbeFailure with timings lost
-    only for the phase that failed (the caller records which phase)."""
+                        dns_ms: float | None, client_ctx: SSL.Context | None = None) -> SessionProbe:
+    """Run the session probe against one address of ``target``; raises a classified ProbeFailure.
+
+    The first handshake never presents a client certificate, so "requested" and "required" are facts
+    about the server. Only when it requires one and the user gave ``--cert/--key`` is there a second
+    handshake presenting it, whose session (and HTTP answer) is the one reported."""
+    first = await _probe_once(target, address, ctx, timeout, dns_ms)
+    if client_ctx is None or first.session is None or not first.session.client_auth.requested:
+        return first
+    auth = first.session.client_auth
+    try:
+        second = await _probe_once(target, address, client_ctx, timeout, dns_ms)
+    except ProbeFailure:
+        return replace(first, session=replace(first.session, client_auth=replace(auth, presented_accepted=False)))
+    if second.session is None:
+        return first
+    accepted = not second.session.client_auth.required
+    return replace(second, session=replace(second.session, client_auth=replace(auth, presented_accepted=accepted)))
+
+
+async def _probe_once(target: Target, address: str, ctx: SSL.Context, timeout: float,
+                      dns_ms: float | None) -> SessionProbe:
     start = time.perf_counter()
     reader, writer = await open_tcp(address, target.port, timeout)
     connect_ms = elapsed_ms(start)

@@ -16,7 +16,7 @@ FULLCHAIN = ("serve the full chain: nginx `ssl_certificate /etc/letsencrypt/live
 
 
 def chain_rules(chain: Sequence[CertificateFacts], analysis: ChainAnalysis, ctx: Context,
-                now: dt.datetime) -> Iterator[Finding]:
+                now: dt.datetime, *, leaf_revoked: bool = False) -> Iterator[Finding]:
     if not chain:
         return
     leaf = chain[0]
@@ -51,7 +51,7 @@ def chain_rules(chain: Sequence[CertificateFacts], analysis: ChainAnalysis, ctx:
                       fix="drop the root from the chain file; clients use their own copy",
                       confirm=ctx.show_certs())
     # A chain that fails only for a reason reported above is not "untrusted" on top of it.
-    explained = (leaf_invalid or leaf.self_signed or analysis.incomplete or bool(expired_ints)
+    explained = (leaf_invalid or leaf.self_signed or leaf_revoked or analysis.incomplete or bool(expired_ints)
                  or bool(analysis.weak_signatures))
     if not analysis.trusted and not explained:
         reasons = "; ".join(f"{v.store}: {v.reason}" for v in analysis.verdicts) or "no trust store configured"

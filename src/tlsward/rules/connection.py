@@ -11,14 +11,15 @@ K = FailureKind
 
 def failure_finding(failure: Failure, ctx: Context) -> Finding:
     target = ctx.target
-    where = f"{target.host}:{target.port}"
+    where = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
     evidence = failure.message
     if failure.kind is K.DNS:
         return finding("conn.dns", evidence, fix=f"check the DNS record of {target.host} (`dig +short "
                        f"{target.host} A {target.host} AAAA`) or pass --connect IP", confirm=f"dig {target.host}")
     if failure.kind is K.REFUSED:
         return finding("conn.refused", evidence, fix=f"start the service or fix its listen directive for port "
-                       f"{target.port} (`ss -ltnp 'sport = :{target.port}'` on the host)", confirm=f"nc -vz {where}")
+                       f"{target.port} (`ss -ltnp 'sport = :{target.port}'` on the host)",
+                       confirm=f"nc -vz {target.host} {target.port}")
     if failure.kind is K.RESET:
         return finding("conn.reset", evidence, fix="look at the TLS terminator's error log at the scan time; a reset "
                        "on ClientHello is usually a crashed worker, a firewall/IPS, or a non-TLS service",

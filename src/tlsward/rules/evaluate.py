@@ -13,9 +13,15 @@ from tlsward.rules.chain import chain_rules
 from tlsward.rules.connection import failure_finding
 from tlsward.rules.http import http_rules
 from tlsward.rules.protocol import protocol_rules
+from tlsward.rules.revocation import revocation_rules
+
+PRESENTED: dict[bool | None, str] = {True: "; the certificate given with --cert was accepted",
+             False: "; the certificate given with --cert was REFUSED (check it chains to an acceptable CA)"}
 
 
-def evaluate(result: ScanResult, now: dt.datetime, expiry: ExpiryPolicy | None = None) -> tuple[Finding, ...]:
+def evaluate(result: ScanResult, now: dt.datetime, expiry: ExpiryPolicy | None = None, *,
+             revocation_required: bool = False) -> tuple[Finding, ...]:
+    """``revocation_required`` (``--revocation hard``): a status nobody could establish is a finding."""
     ctx = Context(result.target, result.address)
     found: list[Finding] = []
     if result.failure is not None:
@@ -27,14 +33,16 @@ def evaluate(result: ScanResult, now: dt.datetime, expiry: ExpiryPolicy | None =
             cas = "; ".join(auth.acceptable_cas) or "no CA names sent"
             found.append(finding("mtls.required" if auth.required else "mtls.optional",
                                  f"the server {'requires' if auth.required else 'asks for'} a client certificate "
-                                 f"(acceptable CAs: {cas})",
+                                 f"(acceptable CAs: {cas})" + PRESENTED.get(auth.presented_accepted, ""),
                                  fix="present one with --cert CERT.pem --key KEY.pem" if auth.required else
                                  "nothing to fix unless clients are meant to authenticate",
                                  confirm=ctx.s_client.replace(" </dev/null", " -cert client.pem -key client.key "
                                                               "</dev/null")))
     found.extend(leaf_rules(result.chain, ctx, now, expiry or ExpiryPolicy()))
     if result.analysis is not None:
-        found.extend(chain_rules(result.chain, result.analysis, ctx, now))
+        found.extend(chain_rules(result.chain, result.analysis, ctx, now,
+                                 leaf_revoked=result.revocation is not None and result.revocation.status == "revoked"))
+    found.extend(revocation_rules(result.revocation, result.chain, ctx, required=revocation_required))
     if result.http is not None:
         found.extend(http_rules(result.http, ctx, over_tls=result.target.speaks_tls))
     found.sort(key=lambda f: (-f.severity, f.id))

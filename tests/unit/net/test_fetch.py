@@ -1,0 +1,98 @@
+"""Bounded fetches against a real loopback HTTP server: limits, redirects and every failure as one FetchError."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.unit.loopback_http import LoopbackHTTP, Route, closed_port, loopback_http
+from tlsward.model.errors import FetchError
+from tlsward.net.fetch import MAX_REDIRECTS, http_get, http_post
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[LoopbackHTTP]:
+    with loopback_http() as server:
+        yield server
+
+
+def get(url: str, *, timeout: float = 2.0, max_bytes: int = 1024) -> bytes:
+    return asyncio.run(http_get(url, timeout=timeout, max_bytes=max_bytes))
+
+
+def failure(url: str, *, timeout: float = 2.0, max_bytes: int = 1024) -> FetchError:
+    with pytest.raises(FetchError) as info:
+        get(url, timeout=timeout, max_bytes=max_bytes)
+    error = info.value
+    assert str(error).startswith(error.url) and "\n" not in str(error)
+    return error
+
+
+def test_get_returns_the_body(http: LoopbackHTTP) -> None:
+    http.routes["/ok.crl"] = Route(b"crl bytes")
+    assert get(http.url("/ok.crl")) == b"crl bytes"
+
+
+def test_post_sends_body_and_content_type(http: LoopbackHTTP) -> None:
+    http.routes["/echo"] = Route(lambda request: b"got " + request)
+    body = asyncio.run(http_post(http.url("/echo"), b"ocsp request", "application/ocsp-request", timeout=2,
+                                 max_bytes=1024))
+    assert body == b"got ocsp request"
+
+
+def test_http_error_status(http: LoopbackHTTP) -> None:
+    error = failure(http.url("/missing.crl"))
+    assert (error.kind, error.detail) == ("http_status", "HTTP 404 Not Found")
+    assert str(error) == f"{http.url('/missing.crl')}: HTTP 404 Not Found"
+
+
+@pytest.mark.parametrize("url", ["ftp://ca.example/ca.crl", "ldap://ldap.example/cn=CA?certificateRevocationList",
+                                 "file:///etc/passwd", "/relative.crl"])
+def test_only_http_and_https(url: str) -> None:
+    error = failure(url)
+    assert error.kind == "scheme" and "only http:// and https://" in error.detail
+
+
+def test_malformed_url() -> None:
+    assert failure("http://127.0.0.1:99999/x").kind == "url"
+    assert failure("http:///no-host").kind == "url"
+
+
+def test_body_over_the_limit_by_content_length(http: LoopbackHTTP) -> None:
+    http.routes["/big"] = Route(b"x" * 5000)
+    error = failure(http.url("/big"), max_bytes=4096)
+    assert error.kind == "too_large" and "5000 bytes is over the 4096-byte limit" in error.detail
+
+
+def test_body_over_the_limit_without_content_length(http: LoopbackHTTP) -> None:
+    http.routes["/stream"] = Route(b"x" * 50_000, content_length=False)
+    assert failure(http.url("/stream"), max_bytes=4096).kind == "too_large"
+    assert len(get(http.url("/stream"), max_bytes=50_000)) == 50_000
+
+
+def test_redirects_are_followed_up_to_the_limit(http: LoopbackHTTP) -> None:
+    http.routes["/final"] = Route(b"here")
+    for hop in range(1, MAX_REDIRECTS + 2):
+        target = "/final" if hop == 1 else f"/hop{hop - 1}"
+        http.routes[f"/hop{hop}"] = Route(status=302, headers={"Location": http.url(target)})
+    assert get(http.url(f"/hop{MAX_REDIRECTS}")) == b"here"
+    assert failure(http.url(f"/hop{MAX_REDIRECTS + 1}")).kind == "redirects"
+
+
+def test_redirect_to_another_scheme(http: LoopbackHTTP) -> None:
+    http.routes["/to-ftp"] = Route(status=301, headers={"Location": "ftp://ca.example/ca.crl"})
+    assert failure(http.url("/to-ftp")).kind == "scheme"
+
+
+def test_connection_refused() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/ca.crl"
+    error = failure(url)
+    assert (error.kind, str(error)) == ("refused", f"{url}: connection refused")
+
+
+def test_slow_server_times_out(http: LoopbackHTTP) -> None:
+    http.routes["/slow"] = Route(b"late", delay=1.5)
+    error = failure(http.url("/slow"), timeout=0.3)
+    assert error.kind == "timeout" and "timed out" in error.detail
