@@ -22,6 +22,7 @@ from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.net.tls import ClientIdentity
 from tlsward.report import Summary, result_to_dict
+from tlsward.rules.certificate import ExpiryPolicy
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
                   Severity.LOW: "cyan", Severity.INFO: "dim"}
@@ -123,6 +124,9 @@ def scan(
                                           "backends that serve different certificates")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per phase")] = 5.0,
     per_host: Annotated[int, typer.Option(help="Connections at once to one address")] = 4,
+    expiry_days: Annotated[str, typer.Option(help="Days-left thresholds for cert.expiring, decreasing; the last is "
+                                             "critical, the one before high (capped by the certificate's "
+                                             "lifetime for short-lived ones)")] = "30,14,7,3",
     concurrency: Annotated[int, typer.Option(help="Endpoints scanned at once")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one object per endpoint "
                                           "(docs/json-schema.md)")] = False,
@@ -141,9 +145,13 @@ def scan(
         raise UsageError(f"--revocation {revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
     if timeout <= 0 or concurrency < 1 or per_host < 1:
         raise UsageError("--timeout must be > 0, --concurrency and --per-host >= 1")
+    try:
+        expiry = ExpiryPolicy.parse(expiry_days)
+    except ValueError as exc:
+        raise UsageError(f"--expiry-days {exc}") from None
     parsed, skipped = read_targets(targets or [], file, sni, connect)
     options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips, revocation=revocation,
-                          per_host=per_host, ca_files=tuple(str(p) for p in ca_file or ()),
+                          per_host=per_host, expiry=expiry, ca_files=tuple(str(p) for p in ca_file or ()),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     summary = Summary()
     rows: list[tuple[Severity | None, str, str]] = []

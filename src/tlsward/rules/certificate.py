@@ -16,23 +16,44 @@ RENEW = ("renew it now: `certbot renew --cert-name NAME` (or `kubectl cert-manag
 
 @dataclass(frozen=True, slots=True)
 class ExpiryPolicy:
-    """Days-left thresholds, each capped by a share of the certificate's lifetime, so a 6-day certificate
-    is judged at its own pace: warn below a third of the lifetime left (when renewal should long have
-    happened), high below a quarter, critical below a twelfth. A 90-day certificate with 40 days left is
-    not news; one with 20 days left is a ticket; 5 days left is a page."""
+    """Days-left thresholds, 30/14/7/3 by default (ticket, ticket, page, page): the last is critical,
+    the one before it high, the others medium.
 
-    warn_days: float = 30
-    high_days: float = 7
-    critical_days: float = 3
+    Each threshold is capped by a share of the certificate's own lifetime (a third for the first, a
+    twelfth for the last, a quarter between), so short-lived certificates are judged at their own pace:
+    a 6-day certificate with 1.5 days left is flagged, a 47-day one is not flagged for half its life, and
+    a 90-day certificate with 40 days left is not news."""
+
+    thresholds: tuple[float, ...] = (30, 14, 7, 3)
+
+    def __post_init__(self) -> None:
+        if not self.thresholds or any(t <= 0 for t in self.thresholds) or \
+                list(self.thresholds) != sorted(self.thresholds, reverse=True):
+            raise ValueError("expiry thresholds must be positive days in decreasing order, e.g. 30,14,7,3")
+
+    @classmethod
+    def parse(cls, text: str) -> ExpiryPolicy:
+        try:
+            return cls(tuple(float(part) for part in text.split(",")))
+        except ValueError as exc:
+            raise ValueError(f"{text!r}: {exc}") from None
+
+    def _levels(self) -> list[tuple[float, float, Severity]]:
+        count = len(self.thresholds)
+        levels = []
+        for index, days in enumerate(self.thresholds):
+            share = 1 / 3 if index == 0 else 1 / 12 if index == count - 1 else 1 / 4
+            severity = (Severity.CRITICAL if index == count - 1 and count > 1
+                        else Severity.HIGH if index == count - 2 and count > 2 else Severity.MEDIUM)
+            levels.append((days, share, severity))
+        return levels
 
     def severity(self, days_left: float, lifetime_days: float) -> Severity | None:
-        if days_left <= min(self.critical_days, lifetime_days / 12):
-            return Severity.CRITICAL
-        if days_left <= min(self.high_days, lifetime_days / 4):
-            return Severity.HIGH
-        if days_left <= min(self.warn_days, lifetime_days / 3):
-            return Severity.MEDIUM
-        return None
+        worst: Severity | None = None
+        for days, share, severity in self._levels():
+            if days_left <= min(days, lifetime_days * share):
+                worst = severity if worst is None else max(worst, severity)
+        return worst
 
 
 def _days(value: float) -> str:

@@ -33,7 +33,14 @@ def test_expiry_severity(left: float, lifetime: float, expected: Severity | None
 
 
 def test_thresholds_are_configurable() -> None:
-    strict = ExpiryPolicy(warn_days=60, high_days=21, critical_days=10)
+    strict = ExpiryPolicy.parse("60,21,10")
     assert strict.severity(40, 365) is Severity.MEDIUM
     assert strict.severity(15, 365) is Severity.HIGH
     assert strict.severity(9, 365) is Severity.CRITICAL
+    assert strict.severity(70, 365) is None
+
+
+@pytest.mark.parametrize("text", ["", "30,x", "3,7,14", "30,-1", "0"])
+def test_bad_thresholds_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match=r"expiry thresholds|could not convert"):
+        ExpiryPolicy.parse(text)
