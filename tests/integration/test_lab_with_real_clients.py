@@ -402,3 +402,9 @@ def test_legacy_3des_refuses_openssl(lab: LabState) -> None:
     proc = s_client(lab, "legacy-3des", "-cipher", "ALL:@SECLEVEL=0", "-brief")
     assert proc.returncode != 0 and negotiated_version(proc) is None, explain(proc)
     assert "handshake failure" in proc.stderr, explain(proc)
+
+
+def test_truncated_server_hello_breaks_openssl_too(lab: LabState) -> None:
+    proc = s_client(lab, "truncated-hello", "-brief")
+    assert proc.returncode != 0 and negotiated_version(proc) is None, explain(proc)
+    assert "unexpected eof" in proc.stderr.lower() or "eof" in proc.stderr.lower(), explain(proc)

@@ -33,6 +33,7 @@ Kind = Literal[
     "blackhole",       # accepts TCP, never answers
     "reset",           # accepts TCP, then resets it
     "closed",          # nothing listens: connection refused
+    "truncated",       # a TLS record cut short, then the connection closes
     "imap", "pop3", "ftp", "ldap", "xmpp", "mysql",   # STARTTLS dialogues, then TLS
 ]
 STARTTLS_KINDS = ("smtp", "postgres", "imap", "pop3", "ftp", "ldap", "xmpp", "mysql")
@@ -205,6 +206,8 @@ CASES: tuple[LabCase, ...] = (
             kind="xmpp", leaf=_leaf("xmpp-starttls"), scheme="xmpp"),
     LabCase("mysql-tls", "MySQL-protocol server advertising CLIENT_SSL",
             kind="mysql", leaf=_leaf("mysql-tls"), scheme="mysql"),
+    LabCase("truncated-hello", "Broken TLS terminator: a truncated ServerHello, then the connection closes",
+            kind="truncated", expect=_ids("conn.protocol_error")),
     LabCase("blackhole", "Accepts TCP and never answers (hung process, firewall tarpit)",
             kind="blackhole", expect=_ids("conn.timeout")),
     LabCase("reset", "Accepts TCP, then resets the connection (crashed TLS terminator)",

@@ -211,10 +211,22 @@ async def _check_starttls(case: LabCase, ep: EndpointInfo, state: LabState) -> t
         writer.close()
 
 
+async def _check_truncated(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple[bool, str]:
+    reader, writer = await asyncio.open_connection(state.host, ep.port)
+    try:
+        writer.write(client_hello_3des(ep.sni))
+        data = await asyncio.wait_for(reader.read(), TIMEOUT)
+        declared = struct.unpack(">H", data[3:5])[0] if len(data) >= 5 else 0
+        got = len(data) - 5
+        return data[:1] == b"\x16" and got < declared, f"record promises {declared} bytes, got {got}"
+    finally:
+        writer.close()
+
+
 CHECKS: dict[str, Callable[[LabCase, EndpointInfo, LabState], Awaitable[tuple[bool, str]]]] = {
     "tls": _check_tls, "plain_http": _check_plain_http, "http": _check_http, "smtp": _check_smtp,
     "postgres": _check_postgres, "blackhole": _check_blackhole, "reset": _check_reset,
-    "closed": _check_closed, "legacy_3des": _check_legacy,
+    "closed": _check_closed, "legacy_3des": _check_legacy, "truncated": _check_truncated,
     **dict.fromkeys(("imap", "pop3", "ftp", "ldap", "xmpp", "mysql"), _check_starttls),
 }
 

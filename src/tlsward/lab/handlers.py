@@ -73,7 +73,8 @@ def make_handler(ctx: HandlerContext) -> Handler:
     handlers: dict[str, KindHandler] = {
         "tls": _https, "plain_http": _plain_http_on_tls_port, "http": _http_site, "smtp": _smtp,
         "postgres": _postgres, "blackhole": _blackhole, "reset": _reset, "legacy_3des": _legacy,
-        "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": _ldap, "xmpp": _xmpp, "mysql": _mysql,
+        "truncated": _truncated, "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": _ldap, "xmpp": _xmpp,
+        "mysql": _mysql,
     }
     inner = handlers[ctx.case.kind]
 
@@ -375,3 +376,10 @@ async def _mysql(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyn
     body = await asyncio.wait_for(reader.readexactly(int.from_bytes(header[:3], "little")), READ_TIMEOUT)
     if len(body) >= 4 and struct.unpack_from("<I", body)[0] & MYSQL_CLIENT_SSL:
         await _upgrade_then_idle(ctx, reader, writer)
+
+
+async def _truncated(ctx: HandlerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A broken TLS terminator: the ServerHello record header promises 86 bytes, 20 arrive, then FIN."""
+    await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
+    writer.write(b"\x16\x03\x03\x00\x56\x02\x00\x00\x52\x03\x03" + bytes(9))
+    await writer.drain()

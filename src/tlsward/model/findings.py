@@ -105,6 +105,7 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("conn.timeout", S.CRITICAL, "Connection or handshake timed out"),
         _spec("conn.plaintext_http", S.CRITICAL, "Plain HTTP answers on the TLS port"),
         _spec("conn.tls_alert", S.CRITICAL, "Server aborted the handshake with a TLS alert"),
+        _spec("conn.protocol_error", S.CRITICAL, "The server's answer is not valid TLS (truncated or garbage)"),
         _spec("conn.no_shared_cipher", S.CRITICAL, "No protocol version or cipher suite in common"),
         _spec("starttls.not_offered", S.CRITICAL, "Server does not offer STARTTLS"),
     )

@@ -129,6 +129,7 @@ class Handshake:
         self._key = int(ffi.cast("uintptr_t", self.conn._ssl))
         _RECORDERS[self._key] = self.recorder
         self.handshake_ms: float | None = None
+        self.head = bytearray()  # the first record's worth of server bytes, to diagnose truncation
         self.client_cert_refused = False
 
     def release(self) -> None:
@@ -154,6 +155,8 @@ class Handshake:
         if not self.first_bytes:
             self.first_bytes = data[:16]
             self._check_first_bytes(phase)
+        if len(self.head) < 5 + 2**14:
+            self.head += data[: 5 + 2**14 - len(self.head)]
         self.conn.bio_write(data)
 
     def _check_first_bytes(self, phase: str) -> None:
@@ -222,6 +225,13 @@ class Handshake:
         alert = self._alert()
         if alert is not None:
             return self._failure_from_ssl_error(SSL.Error(), "handshake")
+        head = bytes(self.head)
+        if len(head) >= 5 and head[0] in (20, 21, 22, 23):
+            declared = int.from_bytes(head[3:5], "big")
+            if len(head) - 5 < declared:
+                return ProbeFailure(FailureKind.PROTOCOL_ERROR,
+                                    f"the server sent a truncated TLS record ({len(head) - 5} of {declared} bytes) "
+                                    "and closed the connection", phase="handshake")
         return ProbeFailure(FailureKind.CLOSED, "the server closed the connection during the handshake "
                             "without an alert", phase="handshake")
 

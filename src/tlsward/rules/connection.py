@@ -42,8 +42,10 @@ def failure_finding(failure: Failure, ctx: Context) -> Finding:
                        confirm=ctx.s_client)
     if failure.kind is K.TLS_ALERT:
         return finding("conn.tls_alert", evidence, fix=_alert_fix(failure.alert), confirm=ctx.s_client)
-    return finding("conn.tls_alert", evidence, title="The TLS handshake failed",
-                   fix="compare with `openssl s_client` and read the server's error log", confirm=ctx.s_client)
+    return finding("conn.protocol_error", evidence,
+                   fix="the listener on this port is not a working TLS endpoint: check that the right service "
+                       "answers here (`ss -ltnp`), that no middlebox truncates the handshake, and read the "
+                       "server's error log at the scan time", confirm=f"{ctx.s_client} -msg")
 
 
 def _alert_fix(alert: str | None) -> str:

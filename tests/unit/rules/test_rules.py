@@ -77,7 +77,7 @@ def test_rules(changes: dict[str, object], expected: list[str]) -> None:
     (FailureKind.CONNECT_TIMEOUT, "conn.timeout"), (FailureKind.HANDSHAKE_TIMEOUT, "conn.timeout"),
     (FailureKind.PLAINTEXT_HTTP, "conn.plaintext_http"), (FailureKind.STARTTLS_NOT_OFFERED, "starttls.not_offered"),
     (FailureKind.NO_SHARED_CIPHER, "conn.no_shared_cipher"), (FailureKind.TLS_ALERT, "conn.tls_alert"),
-    (FailureKind.CLOSED, "conn.tls_alert"),
+    (FailureKind.CLOSED, "conn.protocol_error"), (FailureKind.NOT_TLS, "conn.protocol_error"),
 ])
 def test_each_failure_is_one_finding(kind: FailureKind, finding: str) -> None:
     result = ScanResult(Target.parse("a.test"), None, NOW, Timings(), failure=Failure(kind, "why"))
