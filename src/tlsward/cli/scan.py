@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import sys
 from pathlib import Path
@@ -154,7 +155,7 @@ def scan(
                           per_host=per_host, expiry=expiry, ca_files=tuple(str(p) for p in ca_file or ()),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     summary = Summary()
-    rows: list[tuple[Severity | None, str, str]] = []
+    rows: list[tuple[tuple[int, int], SummaryRow]] = []
     try:
         asyncio.run(_run(parsed, options, as_json, summary, rows))
     except KeyboardInterrupt:
@@ -170,27 +171,27 @@ def scan(
 
 
 SUMMARY_ROWS = 200
+SummaryRow = tuple[Severity | None, str, str]
 
 
-def print_summary(summary: Summary, rows: list[tuple[Severity | None, str, str]], total: int) -> None:
-    """The worst endpoints first (bounded), then totals: what an on-call engineer reads first."""
+def print_summary(summary: Summary, rows: list[tuple[tuple[int, int], SummaryRow]], total: int) -> None:
+    """The worst endpoints first (at most SUMMARY_ROWS), then totals: what an on-call engineer reads first."""
     table = Table(title=f"{summary.endpoints} of {total} endpoints scanned, {summary.unscannable} unscannable")
     for column in ("worst", "endpoint", "findings"):
         table.add_column(column, overflow="fold")
-    ranked = sorted(rows, key=lambda row: -1 if row[0] is None else row[0], reverse=True)
-    for severity, endpoint, ids in ranked[:SUMMARY_ROWS]:
+    for _, (severity, endpoint, ids) in sorted(rows, key=lambda item: (-item[0][0], item[0][1])):
         label = "ok" if severity is None else f"[{SEVERITY_STYLE[severity]}]{severity.name.lower()}[/]"
         table.add_row(label, endpoint, ids or "-")
     out.print(table)
-    if len(rows) > SUMMARY_ROWS:
-        out.print(f"... and {len(rows) - SUMMARY_ROWS} more (use --json for all)")
+    if summary.endpoints > len(rows):
+        out.print(f"... and {summary.endpoints - len(rows)} more endpoints, no worse than these (--json for all)")
     counts = ", ".join(f"{summary.findings[s]} {s.name.lower()}" for s in sorted(Severity, reverse=True)
                        if summary.findings[s])
     out.print(f"findings: {counts or 'none'}")
 
 
 async def _run(targets: list[Target], options: ScanOptions, as_json: bool, summary: Summary,
-               rows: list[tuple[Severity | None, str, str]]) -> None:
+               rows: list[tuple[tuple[int, int], SummaryRow]]) -> None:
     """Stream results as they complete; ``summary`` and ``rows`` stay readable after an interrupt."""
     scanner = Scanner(options)
     with Progress(console=err, transient=True, disable=len(targets) < 2 or not err.is_terminal) as progress:
@@ -203,5 +204,11 @@ async def _run(targets: list[Target], options: ScanOptions, as_json: bool, summa
                 print_result(result)
                 worst = max((f.severity for f in result.findings), default=None)
                 where = f"{result.target} ({result.address})" if result.address else str(result.target)
-                rows.append((worst, where, ", ".join(f.id for f in result.findings)))
+                row = (worst, where, ", ".join(f.id for f in result.findings))
+                # Keep only the worst SUMMARY_ROWS rows (a min-heap by severity): memory stays flat.
+                rank = (-1 if worst is None else int(worst), summary.endpoints)
+                if len(rows) < SUMMARY_ROWS:
+                    heapq.heappush(rows, (rank, row))
+                else:
+                    heapq.heappushpop(rows, (rank, row))
             summary.add(result)
