@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from tlsward.model.certificate import REVOCATION_MODES
+from tlsward.model.certificate import REVOCATION_MODES, CertificateFacts, ChainAnalysis
 from tlsward.model.errors import Error, UsageError
 from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Session, Timings
 from tlsward.model.target import Target
@@ -24,6 +25,7 @@ from tlsward.probes.session import SessionProbe, probe_session
 from tlsward.rules.certificate import ExpiryPolicy
 from tlsward.rules.evaluate import backends_differ_finding, evaluate
 from tlsward.x509.facts import facts_from_der
+from tlsward.x509.hostname import matches
 from tlsward.x509.trust import TrustStore, ca_file_store, mozilla_store, system_store
 from tlsward.x509.validate import analyse_chain
 
@@ -58,6 +60,38 @@ def trust_stores(options: ScanOptions) -> list[TrustStore]:
     return stores
 
 
+@functools.lru_cache(maxsize=4096)
+def cached_facts(der: bytes) -> CertificateFacts:
+    """Endpoints share certificates (wildcards, SAN certificates, intermediates): parse each once."""
+    return facts_from_der(der)
+
+
+class ChainCache:
+    """Trust verdicts depend on the chain, the stores and the time, not on the name asked for, and many
+    endpoints serve the same chain: validate each chain once per ``ttl`` seconds, then only re-check the
+    hostname (cheap) for each endpoint."""
+
+    def __init__(self, ttl: float = 60.0, size: int = 4096) -> None:
+        self.ttl = dt.timedelta(seconds=ttl)
+        self.size = size
+        self._entries: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], tuple[dt.datetime, ChainAnalysis]] = {}
+
+    def analysis(self, chain_der: Sequence[bytes], hostname: str, stores: Sequence[TrustStore], now: dt.datetime,
+                 extra_issuers: Sequence[bytes] = ()) -> ChainAnalysis:
+        key = (tuple(chain_der), tuple(extra_issuers))
+        entry = self._entries.get(key)
+        if entry is None or not entry[0] <= now < entry[0] + self.ttl:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            entry = (now, analyse_chain(chain_der, hostname, stores, now, extra_issuers))
+            self._entries[key] = entry
+        base = entry[1]
+        if base.hostname == hostname:
+            return base
+        leaf = cached_facts(chain_der[0])
+        return replace(base, hostname=hostname, hostname_matches=matches(hostname, leaf.dns_names, leaf.ip_addresses))
+
+
 class Scanner:
     """Holds what all scans share: one TLS client context and the trust stores."""
 
@@ -67,6 +101,7 @@ class Scanner:
         self.ctx = make_context()
         self.client_ctx = make_context(options.client) if options.client is not None else None
         self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._chains = ChainCache()
         if options.revocation not in REVOCATION_MODES:
             raise UsageError(f"revocation mode {options.revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
         self.revocation_cache = RevocationCache()   # CRLs, OCSP answers, AIA issuers: fetched once per run
@@ -135,17 +170,17 @@ class Scanner:
         if session is not None and session.chain_der:
             for index, der in enumerate(session.chain_der):
                 try:
-                    chain.append(facts_from_der(der))
+                    chain.append(cached_facts(der))
                 except Error as exc:
                     notes.append(f"certificate #{index} of the served chain cannot be parsed: {exc}")
             extra: tuple[bytes, ...] = ()
             if len(chain) == len(session.chain_der):
-                analysis = analyse_chain(session.chain_der, target.name, self.stores, now)
+                analysis = self._chains.analysis(session.chain_der, target.name, self.stores, now)
                 if analysis.incomplete:   # would AIA caIssuers repair it (as browsers do)?
                     extra = await fetch_missing_issuers(session.chain_der, self.revocation_cache, opts.timeout,
                                                         notes=notes)
                     if extra:
-                        analysis = analyse_chain(session.chain_der, target.name, self.stores, now, extra_issuers=extra)
+                        analysis = self._chains.analysis(session.chain_der, target.name, self.stores, now, extra)
                 revocation = await check_leaf(session.chain_der, opts.revocation, self.revocation_cache, now,
                                               opts.timeout, stapled=session.ocsp_response, extra_issuers=extra)
                 if revocation is not None and not revocation.established and opts.revocation != "hard":
