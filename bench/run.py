@@ -1,4 +1,9 @@
-"""``make bench``: run every ``bench/bench_*.py`` and print its results (each writes its own section)."""
+"""``make bench``: run ``bench/bench_*.py`` and print their results (each writes its own section).
+
+``python bench/run.py [NAME ...]`` (``make bench BENCH=NAME``) runs only the benchmarks whose file name
+contains one of the NAMEs, e.g. ``scan`` for ``bench_scan.py``. Every benchmark runs even if one fails;
+the exit status is 1 when any failed.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,27 @@ import sys
 from pathlib import Path
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     benches = sorted(Path(__file__).parent.glob("bench_*.py"))
+    if argv:
+        benches = [bench for bench in benches if any(name in bench.stem for name in argv)]
+        if not benches:
+            known = ", ".join(b.stem.removeprefix("bench_") for b in sorted(Path(__file__).parent.glob("bench_*.py")))
+            print(f"no benchmark matches {' '.join(argv)!r}; known: {known}", file=sys.stderr)
+            return 2
+    failed: list[str] = []
     for bench in benches:
         print(f"== {bench.name}", flush=True)
-        runpy.run_path(str(bench), run_name="__main__")
+        try:
+            runpy.run_path(str(bench), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                failed.append(bench.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from tlsward.model.certificate import REVOCATION_MODES, CertificateFacts, ChainAnalysis
+from tlsward.model.certificate import REVOCATION_MODES, CertificateFacts, ChainAnalysis, RevocationStatus
 from tlsward.model.errors import Error, UsageError
 from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Session, Timings
 from tlsward.model.target import Target
@@ -102,6 +102,8 @@ class Scanner:
         self.client_ctx = make_context(options.client) if options.client is not None else None
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._chains = ChainCache()
+        self._revocations: dict[tuple[tuple[bytes, ...], bytes, tuple[bytes, ...]],
+                                tuple[dt.datetime, asyncio.Future[RevocationStatus | None]]] = {}
         if options.revocation not in REVOCATION_MODES:
             raise UsageError(f"revocation mode {options.revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
         self.revocation_cache = RevocationCache()   # CRLs, OCSP answers, AIA issuers: fetched once per run
@@ -131,6 +133,21 @@ class Scanner:
             probe, failure = legacy
             return await self._finish(target, address, now, probe, failure)
         return await self._finish(target, address, now, probe, None)
+
+    async def _revocation(self, chain_der: tuple[bytes, ...], stapled: bytes | None, extra: tuple[bytes, ...],
+                          now: dt.datetime) -> RevocationStatus | None:
+        """One revocation check per served chain per minute, shared by every endpoint serving it (even
+        while the first check is still running)."""
+        key = (chain_der, stapled or b"", extra)
+        entry = self._revocations.get(key)
+        if entry is None or not entry[0] <= now < entry[0] + self._chains.ttl:
+            if len(self._revocations) >= self._chains.size:
+                self._revocations.clear()
+            task = asyncio.ensure_future(check_leaf(chain_der, self.options.revocation, self.revocation_cache, now,
+                                                    self.options.timeout, stapled=stapled, extra_issuers=extra))
+            entry = (now, task)
+            self._revocations[key] = entry
+        return await asyncio.shield(entry[1])
 
     def _expands(self, target: Target) -> bool:
         return self.options.all_ips and target.connect is None and not target.is_ip
@@ -181,8 +198,7 @@ class Scanner:
                                                         notes=notes)
                     if extra:
                         analysis = self._chains.analysis(session.chain_der, target.name, self.stores, now, extra)
-                revocation = await check_leaf(session.chain_der, opts.revocation, self.revocation_cache, now,
-                                              opts.timeout, stapled=session.ocsp_response, extra_issuers=extra)
+                revocation = await self._revocation(session.chain_der, session.ocsp_response, extra, now)
                 if revocation is not None and not revocation.established and opts.revocation != "hard":
                     notes.append(f"revocation {revocation.status}: {revocation.reason}")
             if session.ocsp_response:
@@ -205,12 +221,13 @@ class Scanner:
             try:
                 results = await self.scan_backends(target) if self._expands(target) else [
                     await self.scan_one(target)]
+                for result in results:
+                    await queue.put(result)
             except Exception as exc:  # a bug must cost one target, never the batch
-                failure = Failure(FailureKind.PROTOCOL_ERROR, f"internal error while scanning: {exc!r}")
-                results = [ScanResult(target, target.connect, dt.datetime.now(dt.UTC), Timings(), failure=failure)]
-            for result in results:
-                await queue.put(result)
-            await queue.put(_DONE)
+                failure = Failure(FailureKind.PROTOCOL_ERROR, f"internal error while scanning {target}: {exc!r}")
+                await queue.put(ScanResult(target, None, dt.datetime.now(dt.UTC), Timings(), failure=failure))
+            finally:
+                await queue.put(_DONE)  # always, so the stream can never wait forever for this target
 
         def refill() -> None:
             nonlocal in_flight

@@ -10,9 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from tlsward.cli.exit_codes import ExitCode
-from tlsward.lab import CASES, case_named
-from tlsward.lab.check import check_lab_sync
-from tlsward.lab.control import running_pid, serve_foreground, start_background, stop_background
 from tlsward.lab.state import DEFAULT_HOST, LabState, default_base_port, default_state_dir
 from tlsward.model.errors import LabNotRunningError
 
@@ -49,6 +46,8 @@ def up(
     foreground: Annotated[bool, typer.Option("--foreground", help="Run here until Ctrl-C")] = False,
 ) -> None:
     """Generate a fresh lab PKI and serve every case (in the background unless --foreground)."""
+    from tlsward.lab.control import serve_foreground, start_background
+
     directory, port = _dir(state_dir), base_port if base_port is not None else default_base_port()
     if foreground:
         serve_foreground(directory, host, port, on_ready=_print_state)
@@ -64,6 +63,9 @@ def list_(
                                           "(for `tlsward scan -`)")] = False,
 ) -> None:
     """List the cases: ports and targets of the running lab, or the catalogue when none runs."""
+    from tlsward.lab.catalogue import CASES
+    from tlsward.lab.control import running_pid
+
     directory = _dir(state_dir)
     if targets:
         if running_pid(directory) is None:
@@ -85,6 +87,10 @@ def list_(
 @app.command()
 def check(state_dir: StateDir = None) -> None:
     """Connect to every case of the running lab and confirm it behaves as declared."""
+    from tlsward.lab.catalogue import case_named
+    from tlsward.lab.check import check_lab_sync
+    from tlsward.lab.control import running_pid
+
     directory = _dir(state_dir)
     if running_pid(directory) is None:
         err.print(f"[red]error:[/] no lab is running from {directory}; start one with `tlsward lab up`")
@@ -107,5 +113,7 @@ def check(state_dir: StateDir = None) -> None:
 @app.command()
 def down(state_dir: StateDir = None) -> None:
     """Stop the lab started with `tlsward lab up` and wait until its process is gone."""
+    from tlsward.lab.control import stop_background
+
     pid = stop_background(_dir(state_dir))
     out.print(f"lab stopped (pid {pid})")
