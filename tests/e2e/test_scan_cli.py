@@ -193,3 +193,14 @@ def test_ctrl_c_reports_what_was_done(lab: LabState) -> None:
     assert proc.returncode == ExitCode.INTERRUPTED
     assert "interrupted: 0 of 1 endpoints scanned" in stderr
     assert "Traceback" not in stderr
+
+
+def test_unresolvable_name_is_a_finding_not_a_crash(lab: LabState) -> None:
+    tlsward = Path(sys.executable).with_name("tlsward")
+    proc = subprocess.run([str(tlsward), "scan", "--json", "no-such-host.invalid", "-"],
+                          input=target(lab, "healthy-rsa"), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == ExitCode.UNSCANNABLE, explain(proc)
+    results = {line["target"]["host"]: line for line in json_lines(proc)}
+    assert [f["id"] for f in results["no-such-host.invalid"]["findings"]] == ["conn.dns"]
+    assert results["no-such-host.invalid"]["failure"]["kind"] == "dns"
+    assert len(results) == 2 and "Traceback" not in proc.stderr  # the batch went on
