@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tlsward.model.certificate import CertificateFacts, ChainAnalysis, RevocationStatus
+from tlsward.model.deep import DeepScan
 from tlsward.model.errors import Error
 from tlsward.model.findings import Finding
+from tlsward.model.grade import Grade
 from tlsward.model.target import Target
 
 
@@ -117,3 +119,6 @@ class ScanResult:
     revocation: RevocationStatus | None = None   # None: not checked (--revocation off, self-signed)
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()         # non-fatal problems: "OCSP responder unreachable", ...
+    deep: DeepScan | None = None        # --deep: versions, suites, groups and features, enumerated
+    grade: Grade | None = None          # --deep: SSL Labs-style grade with its reasons
+    policy: str | None = None           # the policy profile the findings were checked against

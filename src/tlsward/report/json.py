@@ -34,7 +34,7 @@ from tlsward import __version__
 from tlsward.model.findings import Severity
 from tlsward.model.scan import ScanResult
 
-SCHEMA_VERSION = "1.0.0"            # semver of the JSON contract (docs/json-schema.md), not of the tool
+SCHEMA_VERSION = "1.1.0"            # semver of the JSON contract (docs/json-schema.md), not of the tool
 RESULT_SCHEMA = "scan-result-1.json"
 SUMMARY_SCHEMA = "scan-summary-1.json"
 TOOL_NAME = "tlsward"

@@ -21,7 +21,9 @@ from tlsward.model.certificate import (
     RevocationStatus,
     TrustVerdict,
 )
+from tlsward.model.deep import AcceptedSuite, DeepScan, Features, GroupSupport, VersionSupport
 from tlsward.model.findings import Finding, Remediation, Severity
+from tlsward.model.grade import Grade
 from tlsward.model.scan import ClientAuth, Failure, FailureKind, HttpFacts, ScanResult, Session, Timings
 from tlsward.model.target import SCHEMES, Target
 from tlsward.report import (
@@ -184,6 +186,9 @@ def test_failure_result_is_exactly_this() -> None:
                       "remediation": {"confirm": "openssl s_client -connect 127.0.0.1:443 </dev/null",
                                       "fix": "do the thing"}}],
         "notes": [],
+        "deep": None,
+        "grade": None,
+        "policy": None,
     }
 
 
@@ -275,6 +280,12 @@ SCHEMA_OBJECTS: dict[str, tuple[type, set[str]]] = {
     "/$defs/revocation": (RevocationStatus, set()),
     "/$defs/finding": (Finding, set()),
     "/$defs/finding/properties/remediation": (Remediation, set()),
+    "/$defs/deep": (DeepScan, set()),
+    "/$defs/version_support": (VersionSupport, set()),
+    "/$defs/accepted_suite": (AcceptedSuite, set()),
+    "/$defs/group_support": (GroupSupport, set()),
+    "/$defs/features": (Features, set()),
+    "/$defs/grade": (Grade, set()),
 }
 
 
