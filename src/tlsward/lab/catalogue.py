@@ -105,7 +105,7 @@ def _leaf(name: str, **kw: object) -> LeafSpec:
     return LeafSpec(names=(f"{name}.{LAB_DOMAIN}",), **kw)  # type: ignore[arg-type]
 
 
-LEGACY_DEEP = _ids("cipher.no_forward_secrecy", "cipher.no_aead")
+LEGACY_DEEP = _ids("cipher.no_forward_secrecy", "cipher.cbc_only")
 
 CASES: tuple[LabCase, ...] = (
     LabCase("healthy-rsa", "Healthy RSA-2048 site: TLS 1.2 + 1.3, full chain, HSTS",
@@ -165,13 +165,13 @@ CASES: tuple[LabCase, ...] = (
     LabCase("static-rsa", "Only static-RSA key exchange (no forward secrecy), TLS 1.2",
             leaf=_leaf("static-rsa", key="rsa2048"), versions=("TLSv1.2",),
             ciphers="AES128-GCM-SHA256:AES256-SHA:@SECLEVEL=0",
-            expect=_ids("cipher.no_forward_secrecy", "protocol.no_tls13"), expect_deep=_ids("cipher.no_aead"),
-            allow=_ids("cipher.no_aead")),
+            expect=_ids("cipher.no_forward_secrecy", "protocol.no_tls13")),
     LabCase("legacy-3des", "Old appliance that accepts only TLS_RSA_WITH_3DES_EDE_CBC_SHA",
             kind="legacy_3des", leaf=_leaf("legacy-3des", key="rsa2048"), versions=("TLSv1", "TLSv1.1", "TLSv1.2"),
             ciphers="TLS_RSA_WITH_3DES_EDE_CBC_SHA",
             expect=_ids("cipher.weak"),
-            expect_deep=_ids("cipher.no_forward_secrecy", "cipher.no_aead", "protocol.tls10", "protocol.tls11",
+            expect_deep=_ids("cipher.no_forward_secrecy", "cipher.cbc_only", "protocol.tls10", "protocol.tls11",
+                             "fallback_scsv.missing",
                              "protocol.no_tls13"),
             allow=_ids("conn.no_shared_cipher")),
     LabCase("mtls-required", "Server requires a client certificate (issued by intermediate-2)",
@@ -184,8 +184,8 @@ CASES: tuple[LabCase, ...] = (
             leaf=_leaf("https-no-hsts"), hsts=False, scheme="https", expect=_ids("http.no_hsts")),
     LabCase("https-hsts", "HTTPS site with HSTS (max-age one year, includeSubDomains)",
             leaf=_leaf("https-hsts"), scheme="https"),
-    LabCase("http-redirect", "Plain-HTTP port that redirects to HTTPS",
-            kind="http", redirect=True, scheme="http"),
+    LabCase("http-redirect", "Plain-HTTP port that redirects to HTTPS (on the https-hsts case's name and port)",
+            kind="http", redirect=True, scheme="http", expect=_ids("http.redirect_other_host")),
     LabCase("http-no-redirect", "Plain-HTTP port that serves the site in clear text",
             kind="http", redirect=False, scheme="http", expect=_ids("http.no_https_redirect")),
     LabCase("smtp-starttls", "SMTP server offering STARTTLS",

@@ -91,12 +91,19 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         # ciphers
         _spec("cipher.weak", S.HIGH, "Weak cipher suites are accepted (3DES, RC4, DES, NULL, export)"),
         _spec("cipher.no_forward_secrecy", S.MEDIUM, "Key exchange without forward secrecy (static RSA)"),
-        _spec("cipher.no_aead", S.LOW, "Only CBC (non-AEAD) cipher suites are used"),
+        _spec("cipher.cbc_only", S.LOW, "Only CBC (non-AEAD) cipher suites are used"),
+        _spec("group.weak_dh", S.HIGH, "Diffie-Hellman parameters are weaker than 2048 bits"),
+        # protocol features (deep scan)
+        _spec("reneg.insecure", S.HIGH, "Secure renegotiation (RFC 5746) is not supported"),
+        _spec("fallback_scsv.missing", S.LOW, "TLS_FALLBACK_SCSV is not honoured (downgrade protection)"),
+        _spec("compression.enabled", S.HIGH, "TLS compression is enabled (CRIME)"),
         # mutual TLS
         _spec("mtls.required", S.INFO, "Server requires a client certificate"),
         _spec("mtls.optional", S.INFO, "Server asks for an optional client certificate"),
         # HTTP on top of TLS
         _spec("http.no_hsts", S.LOW, "HTTPS response has no Strict-Transport-Security header"),
+        _spec("http.hsts_short", S.LOW, "HSTS max-age is shorter than 180 days"),
+        _spec("http.redirect_other_host", S.INFO, "Plain-HTTP port redirects to HTTPS on another host"),
         _spec("http.no_https_redirect", S.MEDIUM, "Plain-HTTP port serves content instead of redirecting"),
         # connection-level failures
         _spec("conn.dns", S.CRITICAL, "Name does not resolve"),

@@ -11,6 +11,7 @@ from tlsward.rules.base import Context, finding
 from tlsward.rules.certificate import ExpiryPolicy, leaf_rules
 from tlsward.rules.chain import chain_rules
 from tlsward.rules.connection import failure_finding
+from tlsward.rules.deep import deep_rules
 from tlsward.rules.http import http_rules
 from tlsward.rules.protocol import protocol_rules
 from tlsward.rules.revocation import revocation_rules
@@ -26,8 +27,11 @@ def evaluate(result: ScanResult, now: dt.datetime, expiry: ExpiryPolicy | None =
     found: list[Finding] = []
     if result.failure is not None:
         found.append(failure_finding(result.failure, ctx))
-    if result.session is not None:
+    if result.deep is not None:   # the enumeration is authoritative about versions and suites
+        found.extend(deep_rules(result.deep, ctx))
+    elif result.session is not None:
         found.extend(protocol_rules(result.session, ctx))
+    if result.session is not None:
         auth = result.session.client_auth
         if auth.requested:
             cas = "; ".join(auth.acceptable_cas) or "no CA names sent"

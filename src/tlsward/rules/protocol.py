@@ -48,5 +48,5 @@ def protocol_rules(session: Session, ctx: Context) -> Iterator[Finding]:
         yield finding("cipher.no_forward_secrecy", f"negotiated {suite.name}: static key exchange, so a stolen "
                       "server key decrypts recorded traffic", fix=ciphers_fix, confirm=confirm)
     if not suite.aead and rank >= ORDER["TLSv1.2"]:
-        yield finding("cipher.no_aead", f"negotiated {suite.name} (CBC) although the client offered AEAD suites",
+        yield finding("cipher.cbc_only", f"negotiated {suite.name} (CBC) although the client offered AEAD suites",
                       fix=ciphers_fix, confirm=confirm)

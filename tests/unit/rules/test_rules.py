@@ -11,6 +11,7 @@ from tlsward.model.certificate import CertificateFacts, ChainAnalysis, TrustVerd
 from tlsward.model.scan import ClientAuth, Failure, FailureKind, HttpFacts, ScanResult, Session, Timings
 from tlsward.model.target import Target
 from tlsward.rules.evaluate import evaluate
+from tlsward.rules.http import hsts_max_age
 
 NOW = dt.datetime(2030, 6, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -56,9 +57,9 @@ UNTRUSTED = replace(ANALYSIS, verdicts=(TrustVerdict("ca-file x", False, "root C
      ["protocol.no_tls12", "protocol.no_tls13", "protocol.tls10"]),
     ({"session": replace(SESSION, version="TLSv1.2", cipher_code=0x009C)},
      ["cipher.no_forward_secrecy", "protocol.no_tls13"]),
-    ({"session": replace(SESSION, version="TLSv1.2", cipher_code=0xC027)}, ["cipher.no_aead", "protocol.no_tls13"]),
+    ({"session": replace(SESSION, version="TLSv1.2", cipher_code=0xC027)}, ["cipher.cbc_only", "protocol.no_tls13"]),
     ({"session": replace(SESSION, version="TLSv1.2", cipher_code=0x000A, completed=False)},
-     ["cipher.no_aead", "cipher.no_forward_secrecy", "cipher.weak"]),
+     ["cipher.cbc_only", "cipher.no_forward_secrecy", "cipher.weak"]),
     ({"session": replace(SESSION, client_auth=ClientAuth(True, True, ("CN=CA",)))}, ["mtls.required"]),
     ({"session": replace(SESSION, client_auth=ClientAuth(True, False))}, ["mtls.optional"]),
     ({"target": Target.parse("https://a.test"), "http": HttpFacts(200, None, None)}, ["http.no_hsts"]),
@@ -91,3 +92,32 @@ def test_findings_come_most_severe_first() -> None:
                         chain=(replace(LEAF, not_after=NOW - DAY), INTERMEDIATE), analysis=UNTRUSTED)
     severities = [f.severity for f in evaluate(result, NOW)]
     assert severities == sorted(severities, reverse=True)
+
+
+@pytest.mark.parametrize(("value", "age"), [
+    ("max-age=31536000; includeSubDomains", 31536000),
+    ("max-age=\"63072000\"; includeSubDomains; preload", 63072000),
+    ("  MAX-AGE = 600 ", 600),
+    ("includeSubDomains", None),
+    ("max-age=abc", None),
+    ("max-age=1; max-age=2", None),
+    ("max-age=1;; includeSubDomains; includesubdomains", None),
+    ("", None),
+])
+def test_hsts_max_age(value: str, age: int | None) -> None:
+    assert hsts_max_age(value) == age
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("max-age=31536000", []),
+    ("max-age=86400", ["http.hsts_short"]),
+    ("max-age=oops", ["http.no_hsts"]),
+])
+def test_hsts_findings(header: str, expected: list[str]) -> None:
+    assert ids(target=Target.parse("https://a.test"), http=HttpFacts(200, header, None)) == expected
+
+
+def test_redirect_to_another_host_is_info() -> None:
+    plain = {"target": Target.parse("http://a.test"), "session": None, "chain": (), "analysis": None}
+    assert ids(**plain, http=HttpFacts(301, None, "https://www.a.test/")) == ["http.redirect_other_host"]
+    assert ids(**plain, http=HttpFacts(308, None, "https://A.test/x")) == []
