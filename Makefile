@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real peers the tests talk to (see tests/integration): a client we did not write for every lab case.
-DEBIAN_PACKAGES := openssl curl nmap postgresql-client mariadb-client
+DEBIAN_PACKAGES := openssl curl nmap postgresql-client mariadb-client sslscan
+# Peers only the benchmarks run (bench/bench_deep.py), installed by `make bench` on top of DEBIAN_PACKAGES.
+BENCH_PACKAGES := sslscan testssl.sh
 
-.PHONY: install system-deps lint test demo bench clean
+.PHONY: install system-deps bench-deps lint test demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,9 @@ install: $(STAMP)
 system-deps:
 	scripts/install-system-deps.sh $(DEBIAN_PACKAGES)
 
+bench-deps: system-deps
+	scripts/install-system-deps.sh $(BENCH_PACKAGES)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
@@ -32,7 +37,7 @@ test: $(STAMP) system-deps lint
 demo: $(STAMP)
 	scripts/demo.sh
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) bench-deps
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field, replace
 
 from tlsward.model.certificate import REVOCATION_MODES, CertificateFacts, ChainAnalysis, RevocationStatus
 from tlsward.model.errors import Error, UsageError
+from tlsward.model.policy import PolicyProfile
 from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Session, Timings
 from tlsward.model.target import Target
 from tlsward.net.connect import elapsed_ms, resolve
 from tlsward.net.tls import ClientIdentity, make_context
+from tlsward.policy import check_policy
 from tlsward.probes.legacy import probe_legacy
 from tlsward.probes.revocation import RevocationCache, check_leaf, fetch_missing_issuers, stapled_state
 from tlsward.probes.session import SessionProbe, probe_session
 from tlsward.rules.certificate import ExpiryPolicy
 from tlsward.rules.evaluate import backends_differ_finding, evaluate
+from tlsward.rules.grade import grade
 from tlsward.x509.facts import facts_from_der
 from tlsward.x509.hostname import matches
 from tlsward.x509.trust import TrustStore, ca_file_store, mozilla_store, system_store
@@ -46,6 +49,7 @@ class ScanOptions:
     system: bool = True
     client: ClientIdentity | None = None
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
+    policy: PolicyProfile | None = None   # --policy: violations become policy.violation findings
     all_ips: bool = False          # scan every A/AAAA record of a name and compare what the backends serve
     revocation: str = "soft"       # off | soft (unreachable: a note) | hard (unreachable: a finding)
 
@@ -128,8 +132,7 @@ class Scanner:
             failure = Failure.of(exc)
             legacy = await self._ask_legacy(target, address, failure) if address else None
             if legacy is None:
-                result = ScanResult(target, address, now, Timings(dns_ms), failure=failure)
-                return replace(result, findings=evaluate(result, now, opts.expiry))
+                return self._judge(ScanResult(target, address, now, Timings(dns_ms), failure=failure), now)
             probe, failure = legacy
             return await self._finish(target, address, now, probe, failure)
         return await self._finish(target, address, now, probe, None)
@@ -207,8 +210,17 @@ class Scanner:
         result = ScanResult(target, address, now, probe.timings, session=session, failure=failure,
                             chain=tuple(chain), analysis=analysis, http=probe.http, revocation=revocation,
                             notes=tuple(notes))
-        return replace(result, findings=evaluate(result, now, opts.expiry,
-                                                 revocation_required=opts.revocation == "hard"))
+        return self._judge(result, now)
+
+    def _judge(self, result: ScanResult, now: dt.datetime) -> ScanResult:
+        """Findings from the rules and the policy profile, most severe first; then the grade, which reads them."""
+        opts = self.options
+        findings = list(evaluate(result, now, opts.expiry, revocation_required=opts.revocation == "hard"))
+        if opts.policy is not None:
+            findings.extend(check_policy(result, opts.policy, now))
+            findings.sort(key=lambda f: (-f.severity, f.id))
+        judged = replace(result, findings=tuple(findings), policy=opts.policy.name if opts.policy else None)
+        return replace(judged, grade=grade(judged))
 
     async def scan(self, targets: Iterable[Target]) -> AsyncIterator[ScanResult]:
         """Scan every target, yielding results in completion order; at most ``concurrency`` in flight."""

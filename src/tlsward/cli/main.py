@@ -8,13 +8,14 @@ import typer
 from rich.console import Console
 
 from tlsward import __version__
-from tlsward.cli import lab, scan
+from tlsward.cli import lab, policy, scan
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.model.errors import Error, LabError, UsageError
 
 app = typer.Typer(help="tlsward keeps TLS from quietly breaking production.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(lab.app, name="lab")
+app.add_typer(policy.app, name="policy")
 app.command("scan")(scan.scan)
 err = Console(stderr=True)
 

@@ -17,11 +17,14 @@ from rich.table import Table
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.engine import Scanner, ScanOptions
 from tlsward.model.certificate import REVOCATION_MODES, RevocationStatus
+from tlsward.model.deep import DeepScan
 from tlsward.model.errors import UsageError
 from tlsward.model.findings import Severity
+from tlsward.model.grade import Grade
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.net.tls import ClientIdentity
+from tlsward.policy import load_policy
 from tlsward.report import Summary, result_to_dict
 from tlsward.rules.certificate import ExpiryPolicy
 
@@ -91,6 +94,10 @@ def print_result(result: ScanResult) -> None:
     if result.http is not None:
         out.print(f"http: {result.http.status} hsts={result.http.hsts or '-'} location={result.http.location or '-'}",
                   highlight=False)
+    if result.deep is not None:
+        print_deep(result.deep)
+    if result.grade is not None:
+        print_grade(result.grade)
     if not result.findings:
         out.print("[green]no findings[/]")
     for f in result.findings:
@@ -100,6 +107,47 @@ def print_result(result: ScanResult) -> None:
         out.print(f"         confirm: {f.remediation.confirm}", highlight=False)
     for note in result.notes:
         out.print(f"  note: {note}", highlight=False)
+
+
+def _tri(value: bool | None, yes: str = "yes", no: str = "no") -> str:
+    return "inconclusive" if value is None else yes if value else no
+
+
+def print_deep(deep: DeepScan) -> None:
+    """Every version with its suites in the server's order, the groups, the features, and the cost."""
+    table = Table(title=f"deep scan: {deep.connections} connections, {deep.elapsed_ms:.0f} ms", title_justify="left")
+    for column in ("version", "accepted", "suites (server order)" , "kx"):
+        table.add_column(column, overflow="fold")
+    for v in deep.versions:
+        order = "" if not v.suites else " [server order]" if v.server_order else " [client order]" \
+            if v.server_order is False else ""
+        suites = "\n".join(f"{'[red]' if s.weak else ''}{s.name}{'[/]' if s.weak else ''}" for s in v.suites)
+        kx = "\n".join(s.kx_group or (f"DH {s.dh_bits}" if s.dh_bits else "-") for s in v.suites)
+        table.add_row(v.version, _tri(v.accepted) + order + (f" ({v.note})" if v.note else ""), suites or "-", kx)
+    out.print(table)
+    accepted = [g.name + (" (PQ)" if g.post_quantum else "") for g in deep.groups if g.accepted]
+    out.print(f"groups: {', '.join(accepted) or '-'}", highlight=False)
+    f = deep.features
+    out.print(f"fallback SCSV: {_tri(f.fallback_scsv)}; secure renegotiation: {_tri(f.secure_renegotiation)}; "
+              f"compression: {_tri(f.compression)}; session IDs: {_tri(f.session_ids)}; tickets: "
+              f"{_tri(f.session_tickets)}; ALPN: {', '.join(f.alpn) or '-'}; OCSP stapling: {_tri(f.ocsp_stapling)}",
+              highlight=False)
+    if deep.rate_limited:
+        out.print(f"[yellow]rate limited:[/] {deep.rate_limited}", highlight=False)
+    for note in deep.notes:
+        out.print(f"  deep: {note}", highlight=False)
+
+
+def print_grade(grade: Grade) -> None:
+    style = "green" if grade.letter.startswith("A") else "yellow" if grade.letter in ("B", "C") else "red"
+    trust = f" (configuration alone: {grade.letter_without_trust})" if grade.letter_without_trust else ""
+    out.print(f"grade: [bold {style}]{grade.letter}[/]{trust}  score {grade.score} = protocol "
+              f"{grade.protocol_score} x 0.3 + key exchange {grade.key_exchange_score} x 0.3 + cipher "
+              f"{grade.cipher_score} x 0.4", highlight=False)
+    for cap in grade.caps:
+        out.print(f"  cap: {cap}", highlight=False)
+    for warning in grade.warnings:
+        out.print(f"  why not A+: {warning}", highlight=False)
 
 
 def revocation_line(status: RevocationStatus) -> str:
@@ -125,9 +173,13 @@ def scan(
                                           "backends that serve different certificates")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per phase")] = 5.0,
     per_host: Annotated[int, typer.Option(help="Connections at once to one address")] = 4,
-    expiry_days: Annotated[str, typer.Option(help="Days-left thresholds for cert.expiring, decreasing; the last is "
-                                             "critical, the one before high (capped by the certificate's "
-                                             "lifetime for short-lived ones)")] = "30,14,7,3",
+    expiry_days: Annotated[str | None, typer.Option(help="Days-left thresholds for cert.expiring, decreasing; the "
+                                                    "last is critical, the one before high (capped by the "
+                                                    "certificate's lifetime) [default: the policy's, else "
+                                                    "30,14,7,3]")] = None,
+    policy: Annotated[str | None, typer.Option(help="Check against a policy profile: mozilla-modern, "
+                                               "mozilla-intermediate, mozilla-old, or a TOML/YAML file "
+                                               "(`tlsward policy list`)")] = None,
     concurrency: Annotated[int, typer.Option(help="Endpoints scanned at once")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one object per endpoint "
                                           "(docs/json-schema.md)")] = False,
@@ -146,13 +198,17 @@ def scan(
         raise UsageError(f"--revocation {revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
     if timeout <= 0 or concurrency < 1 or per_host < 1:
         raise UsageError("--timeout must be > 0, --concurrency and --per-host >= 1")
+    profile = load_policy(policy) if policy is not None else None
     try:
-        expiry = ExpiryPolicy.parse(expiry_days)
+        expiry = ExpiryPolicy.parse(expiry_days) if expiry_days is not None else (
+            ExpiryPolicy(profile.expiry_thresholds) if profile is not None and profile.expiry_thresholds
+            else ExpiryPolicy())
     except ValueError as exc:
         raise UsageError(f"--expiry-days {exc}") from None
     parsed, skipped = read_targets(targets or [], file, sni, connect)
     options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips, revocation=revocation,
-                          per_host=per_host, expiry=expiry, ca_files=tuple(str(p) for p in ca_file or ()),
+                          per_host=per_host, expiry=expiry, policy=profile,
+                          ca_files=tuple(str(p) for p in ca_file or ()),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     summary = Summary()
     rows: list[tuple[tuple[int, int], SummaryRow]] = []

@@ -18,13 +18,15 @@ import os
 import socket
 import ssl
 import warnings
+from asyncio import sslproto
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from cryptography.hazmat.primitives import serialization
 
 from tlsward.lab.catalogue import CASES, CLIENT_LEAF, CLIENT_SPEC, LabCase, PortPlan
-from tlsward.lab.handlers import HandlerContext, http_response, make_handler
+from tlsward.lab.handlers import Handler, HandlerContext, http_response, make_handler
 from tlsward.lab.pki import LabPKI, build_pki, pem_bundle, write_private
 from tlsward.lab.state import EndpointInfo, LabState
 from tlsward.model.errors import LabError, PortInUseError
@@ -125,6 +127,38 @@ def server_context(case: LabCase, chain_file: Path, key_file: Path, client_ca_fi
     return ctx
 
 
+class _AlertingSSLProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS server, except that a failed handshake sends its alert before the connection closes.
+
+    Stock asyncio force-closes the transport with OpenSSL's alert (protocol_version, handshake_failure ...)
+    still in its outgoing buffer, so clients see a bare EOF. nginx, HAProxy and ``openssl s_server`` send the
+    alert, and scanners read it: a refusal is then a clean "no" rather than an inconclusive silence.
+    """
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            outgoing = getattr(self, "_outgoing", None)
+            transport = self._transport
+            if isinstance(outgoing, ssl.MemoryBIO) and isinstance(transport, asyncio.WriteTransport):
+                with contextlib.suppress(OSError, RuntimeError):
+                    if pending := outgoing.read():
+                        transport.write(pending)  # loopback: sent at once, before the force-close below
+        super()._on_handshake_complete(handshake_exc)
+
+
+async def start_tls_server(handler: Handler, ctx: ssl.SSLContext, sock: socket.socket) -> asyncio.Server:
+    """``asyncio.start_server(handler, sock=sock, ssl=ctx)`` with :class:`_AlertingSSLProtocol`."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.BaseProtocol:
+        reader = asyncio.StreamReader(loop=loop)
+        app = asyncio.StreamReaderProtocol(reader, handler, loop=loop)
+        no_waiter = cast("asyncio.Future[None]", None)  # the stubs want a future; asyncio accepts None
+        return _AlertingSSLProtocol(loop, app, ctx, no_waiter, server_side=True, ssl_handshake_timeout=10)
+
+    return await loop.create_server(factory, sock=sock, backlog=512)
+
+
 class LabServer:
     """Owns the sockets, the PKI files and the asyncio servers of one lab."""
 
@@ -215,11 +249,10 @@ class LabServer:
                 case=case, tls=tls, redirect_url=f"https://https-hsts.lab.tlsward.test:{redirect_to}",
                 legacy_chain=legacy_chain, legacy_suites=(TLS_RSA_WITH_3DES_EDE_CBC_SHA,),
             )
-            server_tls = tls if case.kind == "tls" else None  # STARTTLS kinds upgrade later, in their dialogue
-            self._servers.append(await asyncio.start_server(
-                make_handler(ctx), sock=sock, ssl=server_tls, ssl_handshake_timeout=10.0 if server_tls else None,
-                backlog=512,
-            ))
+            if tls is not None and case.kind == "tls":  # STARTTLS kinds upgrade later, in their dialogue
+                self._servers.append(await start_tls_server(make_handler(ctx), tls, sock))
+            else:
+                self._servers.append(await asyncio.start_server(make_handler(ctx), sock=sock, backlog=512))
         state = LabState(
             pid=os.getpid(), host=self.plan.host, base_port=self.plan.base, pki_url=self.plan.pki_url,
             started_at=self._now.isoformat(timespec="seconds"), state_dir=str(self.state_dir),

@@ -105,6 +105,8 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("http.hsts_short", S.LOW, "HSTS max-age is shorter than 180 days"),
         _spec("http.redirect_other_host", S.INFO, "Plain-HTTP port redirects to HTTPS on another host"),
         _spec("http.no_https_redirect", S.MEDIUM, "Plain-HTTP port serves content instead of redirecting"),
+        # policy profiles (--policy)
+        _spec("policy.violation", S.MEDIUM, "Configuration violates the policy profile"),
         # connection-level failures
         _spec("conn.dns", S.CRITICAL, "Name does not resolve"),
         _spec("conn.refused", S.CRITICAL, "Connection refused"),
@@ -112,6 +114,7 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("conn.timeout", S.CRITICAL, "Connection or handshake timed out"),
         _spec("conn.plaintext_http", S.CRITICAL, "Plain HTTP answers on the TLS port"),
         _spec("conn.tls_alert", S.CRITICAL, "Server aborted the handshake with a TLS alert"),
+        _spec("conn.rate_limited", S.MEDIUM, "The server refused us for making too many connections"),
         _spec("conn.protocol_error", S.CRITICAL, "The server's answer is not valid TLS (truncated or garbage)"),
         _spec("conn.no_shared_cipher", S.CRITICAL, "No protocol version or cipher suite in common"),
         _spec("starttls.not_offered", S.CRITICAL, "Server does not offer STARTTLS"),

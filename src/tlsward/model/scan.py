@@ -31,6 +31,7 @@ class FailureKind(StrEnum):
     STARTTLS_NOT_OFFERED = "starttls_not_offered"
     STARTTLS_FAILED = "starttls_failed"
     PROTOCOL_ERROR = "protocol_error"
+    RATE_LIMITED = "rate_limited"          # the server refused more connections (SMTP 421 too many connections)
 
 
 class ProbeFailure(Error):

@@ -54,18 +54,31 @@ async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
     await writer.drain()
 
 
-async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+# RFC 5321 4.2.3: 421 "Service not available, closing transmission channel", what MTAs answer when a client
+# opens too many connections (Postfix smtpd_client_connection_count_limit, Exim smtp_accept_max_per_host).
+SMTP_SERVICE_NOT_AVAILABLE = 421
+
+
+async def _smtp_reply_checked(reader: asyncio.StreamReader, timeout: float, after: str) -> tuple[int, list[str]]:
+    """An SMTP reply; a 421 (the server sheds load, typically too many connections) is RATE_LIMITED."""
     code, lines = await _smtp_reply(reader, timeout)
+    if code == SMTP_SERVICE_NOT_AVAILABLE:
+        raise _fail(FailureKind.RATE_LIMITED, f"SMTP 421 {after}: {lines[0][:120]!r}")
+    return code, lines
+
+
+async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+    code, lines = await _smtp_reply_checked(reader, timeout, "as greeting")
     if code != 220:
         raise _fail(FailureKind.STARTTLS_FAILED, f"SMTP greeting {lines[0]!r}")
     await _send(writer, f"EHLO {EHLO_NAME}\r\n".encode())
-    code, lines = await _smtp_reply(reader, timeout)
+    code, lines = await _smtp_reply_checked(reader, timeout, "to EHLO")
     if code != 250:
         raise _fail(FailureKind.STARTTLS_FAILED, f"EHLO refused: {lines[0]!r}")
     if not any(line[4:].strip().upper().startswith("STARTTLS") for line in lines):
         raise _fail(FailureKind.STARTTLS_NOT_OFFERED, "the server's EHLO reply does not offer STARTTLS")
     await _send(writer, b"STARTTLS\r\n")
-    code, lines = await _smtp_reply(reader, timeout)
+    code, lines = await _smtp_reply_checked(reader, timeout, "to STARTTLS")
     if code != 220:
         raise _fail(FailureKind.STARTTLS_FAILED, f"STARTTLS refused: {lines[0]!r}")
 

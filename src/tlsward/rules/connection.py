@@ -40,6 +40,10 @@ def failure_finding(failure: Failure, ctx: Context) -> Finding:
         return finding("conn.no_shared_cipher", evidence, fix="the server only accepts versions or suites modern "
                        "clients no longer offer; enable TLS 1.2+ with ECDHE-AEAD suites (Mozilla intermediate)",
                        confirm=ctx.s_client)
+    if failure.kind is K.RATE_LIMITED:
+        return finding("conn.rate_limited", evidence, fix="not a TLS problem: the server limits connections per "
+                       "client (Postfix `smtpd_client_connection_count_limit`, anvil); scan again later, or pace "
+                       "tlsward with --per-host 1 and --delay", confirm=ctx.s_client)
     if failure.kind is K.TLS_ALERT:
         return finding("conn.tls_alert", evidence, fix=_alert_fix(failure.alert), confirm=ctx.s_client)
     return finding("conn.protocol_error", evidence,

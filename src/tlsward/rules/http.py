@@ -3,27 +3,17 @@ redirect to HTTPS."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from tlsward.model.findings import Finding
+from tlsward.model.policy import hsts_max_age
 from tlsward.model.scan import HttpFacts
 from tlsward.rules.base import Context, finding
 
 HSTS_FIX = ("nginx: `add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;`; "
             "Apache: `Header always set Strict-Transport-Security \"max-age=31536000; includeSubDomains\"`")
 HSTS_MIN_AGE = 180 * 86400   # SSL Labs and Mozilla: at least six months
-MAX_AGE = re.compile(r'^\s*max-age\s*=\s*"?(\d+)"?\s*$', re.IGNORECASE)
-
-
-def hsts_max_age(value: str) -> int | None:
-    """The max-age of an HSTS header value (RFC 6797 6.1), or None when it is malformed or missing."""
-    ages = [m.group(1) for part in value.split(";") if (m := MAX_AGE.match(part))]
-    directives = [part.split("=", 1)[0].strip().lower() for part in value.split(";") if part.strip()]
-    if len(ages) != 1 or len(set(directives)) != len(directives):   # RFC 6797: each directive at most once
-        return None
-    return int(ages[0])
 
 
 def http_rules(facts: HttpFacts, ctx: Context, *, over_tls: bool) -> Iterator[Finding]:

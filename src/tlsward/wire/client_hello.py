@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 from tlsward.model.registry.cipher_suites import CIPHER_SUITES
 
-TLS10, TLS11, TLS12, TLS13 = 0x0301, 0x0302, 0x0303, 0x0304
+SSL3, TLS10, TLS11, TLS12, TLS13 = 0x0300, 0x0301, 0x0302, 0x0303, 0x0304
 X25519, SECP256R1, SECP384R1, SECP521R1, X448 = 0x001D, 0x0017, 0x0018, 0x0019, 0x001E
 FFDHE2048, FFDHE3072 = 0x0100, 0x0101
+TLS_FALLBACK_SCSV = 0x5600          # RFC 7507: "this is a downgraded retry"
+NULL_COMPRESSION, DEFLATE = 0, 1    # RFC 3749 compression methods
 
 # Signature schemes a broad client offers (RFC 8446 4.2.3 and the TLS 1.2 hash/sign pairs).
 DEFAULT_SIGNATURE_ALGORITHMS = (
@@ -70,7 +72,14 @@ def _u16s(values: Sequence[int]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ClientHelloSpec:
-    """What to offer. ``max_version`` is the highest version; TLS 1.3 adds supported_versions."""
+    """What to offer. ``max_version`` is the highest version; TLS 1.3 adds supported_versions.
+
+    ``max_version=SSL3`` builds an SSL 3.0 hello: only server_name (and ``extra_extensions``) go out, since
+    SSL 3.0 has no extensions and old servers choke on TLS ones. The record version is never above the hello's
+    version. ``fallback_scsv`` appends TLS_FALLBACK_SCSV (RFC 7507) to the suites; ``compression_methods`` is
+    sent as given (``(DEFLATE, NULL_COMPRESSION)`` asks for CRIME-prone compression). ``random`` and
+    ``session_id`` default to fresh random bytes; fix them only for reproducible (golden) bytes.
+    """
 
     cipher_suites: Sequence[int]
     max_version: int = TLS12
@@ -86,15 +95,43 @@ class ClientHelloSpec:
     extended_master_secret: bool = True
     extra_extensions: Sequence[tuple[int, bytes]] = field(default_factory=tuple)
     record_version: int = TLS10
+    fallback_scsv: bool = False
+    compression_methods: Sequence[int] = (NULL_COMPRESSION,)
+    random: bytes | None = None
+    session_id: bytes | None = None
 
 
 def build_client_hello(spec: ClientHelloSpec) -> bytes:
     """One TLS record carrying the ClientHello described by ``spec``."""
     legacy_version = min(spec.max_version, TLS12)
+    random = os.urandom(32) if spec.random is None else spec.random
+    session_id = os.urandom(32) if spec.session_id is None else spec.session_id
+    if len(random) != 32 or len(session_id) > 32:
+        raise ValueError("ClientHello random must be 32 bytes and its session id at most 32")
+    if not spec.compression_methods or len(spec.compression_methods) > 255:
+        raise ValueError("ClientHello needs 1 to 255 compression methods")
+    suites = [*spec.cipher_suites, TLS_FALLBACK_SCSV] if spec.fallback_scsv else list(spec.cipher_suites)
     extensions = b""
     if spec.server_name:
         name = spec.server_name.encode("idna")
         extensions += _ext(0x0000, _vec(b"\x00" + _vec(name, 2), 2))
+    if spec.max_version < TLS10:
+        extensions += b"".join(_ext(ext_type, body) for ext_type, body in spec.extra_extensions)
+    else:
+        extensions += _tls_extensions(spec)
+    body = (struct.pack(">H", legacy_version) + random + _vec(session_id, 1)
+            + _vec(_u16s(suites), 2) + _vec(bytes(spec.compression_methods), 1))
+    if extensions or spec.max_version >= TLS10:  # an SSL 3.0 hello with nothing to extend has no block at all
+        body += _vec(extensions, 2)
+    handshake = b"\x01" + _vec(body, 3)
+    if len(handshake) > 0x4000:
+        raise ValueError("ClientHello larger than one record")
+    return struct.pack(">BH", 22, min(spec.record_version, legacy_version)) + _vec(handshake, 2)
+
+
+def _tls_extensions(spec: ClientHelloSpec) -> bytes:
+    """Every extension after server_name, for TLS 1.0 and later hellos."""
+    extensions = b""
     if spec.status_request:
         extensions += _ext(0x0005, b"\x01\x00\x00\x00\x00")
     if spec.groups:
@@ -123,9 +160,4 @@ def build_client_hello(spec: ClientHelloSpec) -> bytes:
         extensions += _ext(0xFF01, b"\x00")
     for ext_type, body in spec.extra_extensions:
         extensions += _ext(ext_type, body)
-    body = (struct.pack(">H", legacy_version) + os.urandom(32) + _vec(os.urandom(32), 1)
-            + _vec(_u16s(spec.cipher_suites), 2) + b"\x01\x00" + _vec(extensions, 2))
-    handshake = b"\x01" + _vec(body, 3)
-    if len(handshake) > 0x4000:
-        raise ValueError("ClientHello larger than one record")
-    return struct.pack(">BH", 22, spec.record_version) + _vec(handshake, 2)
+    return extensions

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from tlsward.model.certificate import CertificateFacts, ChainAnalysis, TrustVerdict
+from tlsward.model.policy import hsts_max_age
 from tlsward.model.scan import ClientAuth, Failure, FailureKind, HttpFacts, ScanResult, Session, Timings
 from tlsward.model.target import Target
 from tlsward.rules.evaluate import evaluate
-from tlsward.rules.http import hsts_max_age
 
 NOW = dt.datetime(2030, 6, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -121,3 +121,10 @@ def test_redirect_to_another_host_is_info() -> None:
     plain = {"target": Target.parse("http://a.test"), "session": None, "chain": (), "analysis": None}
     assert ids(**plain, http=HttpFacts(301, None, "https://www.a.test/")) == ["http.redirect_other_host"]
     assert ids(**plain, http=HttpFacts(308, None, "https://A.test/x")) == []
+
+
+def test_rate_limiting_is_its_own_verdict() -> None:
+    result = ScanResult(Target.parse("smtp://mx.test"), None, NOW, Timings(),
+                        failure=Failure(FailureKind.RATE_LIMITED, "421 4.7.0 too many connections"))
+    (only,) = evaluate(result, NOW)
+    assert only.id == "conn.rate_limited" and "421" in only.evidence
