@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from tlsward.model.certificate import REVOCATION_MODES, CertificateFacts, ChainAnalysis, RevocationStatus
+from tlsward.model.deep import DeepScan
 from tlsward.model.errors import Error, UsageError
 from tlsward.model.policy import PolicyProfile
 from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, Session, Timings
@@ -21,6 +22,7 @@ from tlsward.model.target import Target
 from tlsward.net.connect import elapsed_ms, resolve
 from tlsward.net.tls import ClientIdentity, make_context
 from tlsward.policy import check_policy
+from tlsward.probes.enumerate import DeepOptions, deep_scan
 from tlsward.probes.legacy import probe_legacy
 from tlsward.probes.revocation import RevocationCache, check_leaf, fetch_missing_issuers, stapled_state
 from tlsward.probes.session import SessionProbe, probe_session
@@ -50,6 +52,7 @@ class ScanOptions:
     client: ClientIdentity | None = None
     expiry: ExpiryPolicy = field(default_factory=ExpiryPolicy)
     policy: PolicyProfile | None = None   # --policy: violations become policy.violation findings
+    deep: DeepOptions | None = None       # --deep: enumerate versions, suites, groups, features; then grade
     all_ips: bool = False          # scan every A/AAAA record of a name and compare what the backends serve
     revocation: str = "soft"       # off | soft (unreachable: a note) | hard (unreachable: a finding)
 
@@ -207,10 +210,26 @@ class Scanner:
             if session.ocsp_response:
                 session = replace(session, ocsp_status=stapled_state(session.chain_der, session.ocsp_response, now,
                                                                      extra))
+        deep = None
+        if opts.deep is not None and address is not None and target.speaks_tls:
+            deep = self._with_session_features(await deep_scan(target, address, opts.deep), session)
         result = ScanResult(target, address, now, probe.timings, session=session, failure=failure,
                             chain=tuple(chain), analysis=analysis, http=probe.http, revocation=revocation,
-                            notes=tuple(notes))
+                            notes=tuple(notes), deep=deep)
         return self._judge(result, now)
+
+    @staticmethod
+    def _with_session_features(deep: DeepScan, session: Session | None) -> DeepScan:
+        """TLS 1.3 encrypts ALPN and the stapled OCSP response, so crafted hellos cannot see them; the quick
+        scan's real handshake did: fill what the enumeration had to leave open."""
+        if session is None or not session.completed:
+            return deep
+        features = deep.features
+        if not features.alpn and session.alpn:
+            features = replace(features, alpn=(session.alpn,))
+        if features.ocsp_stapling is None:
+            features = replace(features, ocsp_stapling=session.ocsp_stapled)
+        return replace(deep, features=features)
 
     def _judge(self, result: ScanResult, now: dt.datetime) -> ScanResult:
         """Findings from the rules and the policy profile, most severe first; then the grade, which reads them."""

@@ -25,6 +25,7 @@ from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.net.tls import ClientIdentity
 from tlsward.policy import load_policy
+from tlsward.probes.enumerate import DeepOptions
 from tlsward.report import Summary, result_to_dict
 from tlsward.rules.certificate import ExpiryPolicy
 
@@ -177,6 +178,9 @@ def scan(
                                                     "last is critical, the one before high (capped by the "
                                                     "certificate's lifetime) [default: the policy's, else "
                                                     "30,14,7,3]")] = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Also enumerate every version, cipher suite and group with "
+                                       "crafted ClientHellos, check protocol features, and grade")] = False,
+    delay: Annotated[float, typer.Option(help="--deep: seconds between connections to one endpoint")] = 0.0,
     policy: Annotated[str | None, typer.Option(help="Check against a policy profile: mozilla-modern, "
                                                "mozilla-intermediate, mozilla-old, or a TOML/YAML file "
                                                "(`tlsward policy list`)")] = None,
@@ -196,6 +200,8 @@ def scan(
         raise UsageError("--cert and --key go together")
     if revocation not in REVOCATION_MODES:
         raise UsageError(f"--revocation {revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
+    if delay < 0:
+        raise UsageError("--delay must be >= 0")
     if timeout <= 0 or concurrency < 1 or per_host < 1:
         raise UsageError("--timeout must be > 0, --concurrency and --per-host >= 1")
     profile = load_policy(policy) if policy is not None else None
@@ -208,6 +214,7 @@ def scan(
     parsed, skipped = read_targets(targets or [], file, sni, connect)
     options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips, revocation=revocation,
                           per_host=per_host, expiry=expiry, policy=profile,
+                          deep=DeepOptions(timeout=min(timeout, 3.0), delay=delay) if deep else None,
                           ca_files=tuple(str(p) for p in ca_file or ()),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     summary = Summary()
