@@ -140,9 +140,8 @@ async def _smtp(ctx: HandlerContext, reader: asyncio.StreamReader, writer: async
         elif verb == b"STARTTLS" and ctx.case.starttls and not in_tls and ctx.tls is not None:
             writer.write(b"220 2.0.0 Ready to start TLS\r\n")
             await writer.drain()
-            await writer.start_tls(ctx.tls)
-            in_tls = True
-            continue
+            await _upgrade_then_idle(ctx, reader, writer)  # no mail service behind the lab's TLS
+            return
         elif verb == b"STARTTLS":
             writer.write(b"502 5.5.1 STARTTLS not available\r\n")
         elif verb == b"QUIT":
@@ -171,13 +170,9 @@ async def _postgres(ctx: HandlerContext, reader: asyncio.StreamReader, writer: a
         if length == 8 and code == PG_SSL_REQUEST and ctx.tls is not None:
             writer.write(b"S")
             await writer.drain()
-            await writer.start_tls(ctx.tls)
-            startup_len = struct.unpack(">I", await asyncio.wait_for(reader.readexactly(4), READ_TIMEOUT))[0]
-            if 8 <= startup_len <= 10000:
-                await asyncio.wait_for(reader.readexactly(startup_len - 4), READ_TIMEOUT)
-            writer.write(_pg_error("tlsward lab: TLS works, but there is no database here"))
-        else:
-            writer.write(_pg_error("tlsward lab: SSL is required (send SSLRequest first)"))
+            await _upgrade_then_idle(ctx, reader, writer)  # no database behind the lab's TLS
+            return
+        writer.write(_pg_error("tlsward lab: SSL is required (send SSLRequest first)"))
         await writer.drain()
         return
 
@@ -232,13 +227,19 @@ async def _upgrade_then_idle(ctx: HandlerContext, reader: asyncio.StreamReader, 
             tls.do_handshake()
             break
         except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError:  # refused: send OpenSSL's alert (protocol_version ...) as real servers do
             if pending := outgoing.read():
                 writer.write(pending)
                 await writer.drain()
-            data = await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
-            if not data:
-                return
-            incoming.write(data)
+            return
+        if pending := outgoing.read():
+            writer.write(pending)
+            await writer.drain()
+        data = await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
+        if not data:
+            return
+        incoming.write(data)
     if pending := outgoing.read():
         writer.write(pending)
         await writer.drain()

@@ -6,7 +6,8 @@ rest again, until the server refuses. That costs about one connection per accept
 offer) instead of one per candidate, and yields the server's order of preference on the way.
 
 * Versions SSL 3.0 to TLS 1.2: ``legacy_version`` = the version, no supported_versions, every assigned suite as
-  a candidate (at most :data:`MAX_SUITES_PER_HELLO` per hello, mainstream suites first). A version is accepted
+  a candidate (at most :data:`MAX_SUITES_PER_HELLO` per hello, mainstream suites first; before TLS 1.2 only the
+  suites that can exist there, :data:`PRE_TLS12_CANDIDATES`, which fit one hello). A version is accepted
   iff a ServerHello carries exactly that version. The accepted suites are then offered reversed once: the same
   first pick means the server imposes its order (``server_order``).
 * TLS 1.3: supported_versions = [TLS 1.3] only, the TLS 1.3 suites, key shares for x25519 and secp256r1 and
@@ -25,8 +26,10 @@ offer) instead of one per candidate, and yields the server's order of preference
 
 Verdicts are three-valued: an alert is a clean "no"; a timeout, a reset or a close without an alert is retried
 ``retries`` times and then inconclusive (``None``, with a note), never "not supported". Every loop is bounded by
-its candidate count and by ``max_connections``; after three inconclusive exchanges in a row, or when an SMTP
-server answers ``421``, the scan stops and what is still undecided stays ``None``.
+its candidate count and by ``max_connections``. The scan stops, leaving what is undecided ``None``, when an SMTP
+server answers ``421``, when STARTTLS itself fails, and after :data:`GIVE_UP_AFTER` inconclusive exchanges in a
+row (:data:`GIVE_UP_AFTER_ONCE_ANSWERED` once the server has answered anything: some servers refuse a hello by
+closing the connection without an alert, which stays inconclusive but is no reason to give up on the rest).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ from tlsward.wire.server_messages import ExtensionType, ServerFlightParser, Serv
 
 @dataclass(frozen=True, slots=True)
 class DeepOptions:
+    """How hard a deep scan may push one endpoint: connections are sequential, paced and counted."""
+
     timeout: float = 3.0        # per connection (connect, each STARTTLS reply, the server's answer)
     delay: float = 0.0          # seconds to wait between connections to the host (pacing, --delay)
     max_connections: int = 150  # hard budget per endpoint; stop and mark the rest inconclusive
@@ -68,7 +73,10 @@ class DeepOptions:
 
 DEFAULT_OPTIONS = DeepOptions()
 MAX_SUITES_PER_HELLO = 128     # some servers mishandle longer suite lists; 128 keeps a hello near 400 bytes
-GIVE_UP_AFTER = 3              # inconclusive exchanges in a row before the endpoint is considered unresponsive
+# Inconclusive exchanges in a row before the endpoint counts as unresponsive: few while it has never answered
+# (down, tarpit), more once it has (some servers close silently instead of alerting when they refuse a hello).
+GIVE_UP_AFTER = 3
+GIVE_UP_AFTER_ONCE_ANSWERED = 6
 ALPN_PROTOCOLS = ("h2", "http/1.1")
 
 SSL3, TLS10, TLS11, TLS12, TLS13 = (TlsVersion.SSLv3, TlsVersion.TLSv1_0, TlsVersion.TLSv1_1, TlsVersion.TLSv1_2,
@@ -91,6 +99,12 @@ def _legacy_rank(suite: CipherSuite) -> tuple[bool, bool, bool, bool, int, int]:
 
 LEGACY_CANDIDATES: tuple[int, ...] = tuple(
     s.code for s in sorted((s for s in CIPHER_SUITES if not s.tls13 and not s.signaling), key=_legacy_rank))
+# Before TLS 1.2 only suites with an HMAC-SHA1/MD5 (or no) MAC exist: AEAD and SHA-256/384 suites "MUST NOT be
+# negotiated" in older versions (RFC 5246 A.5, RFC 5288/5289). They fit one hello, so a refused old version costs
+# one connection.
+PRE_TLS12_CANDIDATES: tuple[int, ...] = tuple(
+    code for code in LEGACY_CANDIDATES
+    if (suite := cipher_by_code(code)) is not None and not suite.aead and suite.mac in ("SHA1", "MD5", "NULL"))
 _RFC8446_SUITES = (0x1301, 0x1302, 0x1303, 0x1304, 0x1305)
 TLS13_CANDIDATES: tuple[int, ...] = _RFC8446_SUITES + tuple(
     s.code for s in CIPHER_SUITES if s.tls13 and s.code not in _RFC8446_SUITES)
@@ -321,6 +335,7 @@ class _Scanner:
         self.rate_limited = ""
         self.stopped = ""
         self._failures_in_a_row = 0
+        self._answered = False
         self._last_close: float | None = None
         self.versions: dict[int, VersionSupport] = {}
         self.groups: tuple[GroupSupport, ...] = ()
@@ -343,13 +358,14 @@ class _Scanner:
                 return _Answer(problem=self.stopped)
             answer, transient = await self._attempt(hello)
             if not answer.problem:
-                self._failures_in_a_row = 0
+                self._failures_in_a_row, self._answered = 0, True
                 return answer
             if not transient:
                 break
         self._failures_in_a_row += 1
-        if self._failures_in_a_row >= GIVE_UP_AFTER:
-            self.stop(f"{GIVE_UP_AFTER} questions in a row got no answer (last: {answer.problem})")
+        limit = GIVE_UP_AFTER_ONCE_ANSWERED if self._answered else GIVE_UP_AFTER
+        if self._failures_in_a_row >= limit:
+            self.stop(f"{limit} questions in a row got no answer (last: {answer.problem})")
         return answer
 
     async def _pace(self) -> None:
@@ -385,8 +401,9 @@ class _Scanner:
             return _Answer(problem=str(exc)), True
         except TimeoutError:
             return _Answer(problem=f"no answer within {timeout:g}s"), True
-        except OSError as exc:
-            return _Answer(problem=f"connection reset or broken ({exc.strerror or exc!r})"), True
+        except (OSError, EOFError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+            return _Answer(problem=f"connection reset or broken ({reason})"), True
         finally:
             await close(writer)
             self._last_close = time.monotonic()
@@ -442,7 +459,8 @@ class _Scanner:
     def _elimination(self, version: int) -> _Elimination:
         if version == TLS13:
             return _Elimination(TLS13_CANDIDATES, self.tls13_hello, _version_reader(TLS13), len(TLS13_CANDIDATES))
-        return _Elimination(LEGACY_CANDIDATES, lambda offer: self.legacy_hello(version, offer),
+        candidates = LEGACY_CANDIDATES if version == TLS12 else PRE_TLS12_CANDIDATES
+        return _Elimination(candidates, lambda offer: self.legacy_hello(version, offer),
                             _version_reader(version), MAX_SUITES_PER_HELLO)
 
     async def enumerate_versions(self) -> None:
@@ -531,10 +549,18 @@ class _Scanner:
             if legacy is not None:
                 version, support = legacy
                 ecdhe = [s.code for s in support.suites if s.key_exchange == "ECDHE"]
+                # RFC 8422 5.1: in TLS <= 1.2 supported_groups also limits the curve of an ECDSA certificate, so
+                # ECDHE_RSA suites (when there are any) let every curve be eliminated without that side effect.
+                rsa = [c for c in ecdhe if (suite := cipher_by_code(c)) is not None and suite.authentication == "RSA"]
+                offered = rsa or ecdhe
                 run = await _Elimination(
-                    EC_GROUP_CANDIDATES, lambda offer: self.legacy_hello(version, ecdhe, groups=list(offer)),
+                    EC_GROUP_CANDIDATES, lambda offer: self.legacy_hello(version, offered, groups=list(offer)),
                     _ske_group_reader(version), len(EC_GROUP_CANDIDATES)).run(self)
                 accepted = [_group_support(code, True, "server_key_exchange") for code, _ in run.found]
+                if not rsa and run.found:
+                    self.notes.append(
+                        "curves enumerated with ECDHE_ECDSA suites: in TLS <= 1.2 the certificate's curve must stay "
+                        "offered (RFC 8422 5.1), so curves the server ranks below it may be missing")
                 for _, answer in run.found:
                     self.samples.add(answer.hello, ticket_offered=True)
             elif self.best_legacy() is not None:
