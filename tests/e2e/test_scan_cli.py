@@ -204,3 +204,18 @@ def test_unresolvable_name_is_a_finding_not_a_crash(lab: LabState) -> None:
     assert [f["id"] for f in results["no-such-host.invalid"]["findings"]] == ["conn.dns"]
     assert results["no-such-host.invalid"]["failure"]["kind"] == "dns"
     assert len(results) == 2 and "Traceback" not in proc.stderr  # the batch went on
+
+
+def test_deep_scan_json_validates_and_carries_grade_and_policy(lab: LabState) -> None:
+    names = ("healthy-rsa", "tls10-11", "legacy-3des", "smtp-starttls", "closed")
+    proc = scan(lab, "--deep", "--policy", "mozilla-intermediate", *(target(lab, n) for n in names))
+    assert proc.returncode == ExitCode.UNSCANNABLE, explain(proc)   # the closed port
+    by_sni = {r["target"]["sni"]: r for r in json_lines(proc)}
+    healthy = by_sni[lab.endpoint("healthy-rsa").sni]
+    versions = {v["version"]: v["accepted"] for v in healthy["deep"]["versions"]}
+    assert versions == {"SSLv3": False, "TLSv1.0": False, "TLSv1.1": False, "TLSv1.2": True, "TLSv1.3": True}
+    assert healthy["grade"]["letter"] == "A+" and healthy["policy"] == "mozilla-intermediate"
+    legacy = by_sni[lab.endpoint("legacy-3des").sni]
+    assert legacy["grade"]["letter"] == "C" and "policy.violation" in finding_ids(legacy)
+    closed = by_sni[lab.endpoint("closed").sni]
+    assert closed["deep"] is None and closed["grade"] is None
