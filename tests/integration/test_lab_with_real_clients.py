@@ -25,7 +25,7 @@ TIMEOUT = 20.0
 BLACKHOLE_WAIT = 3.0
 WEAK_OK = "DEFAULT:@SECLEVEL=0"  # lets OpenSSL 3 speak TLS 1.0/1.1 and accept RSA-1024 / SHA-1 leaves
 VERSION_FLAGS = {"TLSv1": "-tls1", "TLSv1.1": "-tls1_1", "TLSv1.2": "-tls1_2", "TLSv1.3": "-tls1_3"}
-WEAK_CERT_CASES = ("rsa-1024", "sha1-signature")
+WEAK_CERT_CASES = ("rsa-1024", "sha1-signature", "weak-dh")  # also DH-1024, refused at SECLEVEL 2
 ROOT_CN = "tlsward lab Root CA"
 INTERMEDIATE_CN = "tlsward lab Intermediate CA"
 SUB_INTERMEDIATE_CN = "tlsward lab Sub-Intermediate CA"
@@ -408,3 +408,8 @@ def test_truncated_server_hello_breaks_openssl_too(lab: LabState) -> None:
     proc = s_client(lab, "truncated-hello", "-brief")
     assert proc.returncode != 0 and negotiated_version(proc) is None, explain(proc)
     assert "unexpected eof" in proc.stderr.lower() or "eof" in proc.stderr.lower(), explain(proc)
+
+
+def test_weak_dh_serves_1024_bit_parameters(lab: LabState) -> None:
+    proc = s_client(lab, "weak-dh", "-cipher", WEAK_OK)
+    assert proc.returncode == 0 and "Server Temp Key: DH, 1024 bits" in proc.stdout, explain(proc)

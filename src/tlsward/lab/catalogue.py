@@ -64,6 +64,7 @@ class LabCase:
     hsts: bool = True
     starttls: bool = True
     redirect: bool = False
+    weak_dh: bool = False              # serve DHE with the 1024-bit RFC 2409 group
     sni_name: str = ""
     scheme: str = ""
     expect: frozenset[str] = frozenset()
@@ -166,6 +167,10 @@ CASES: tuple[LabCase, ...] = (
             leaf=_leaf("static-rsa", key="rsa2048"), versions=("TLSv1.2",),
             ciphers="AES128-GCM-SHA256:AES256-SHA:@SECLEVEL=0",
             expect=_ids("cipher.no_forward_secrecy", "protocol.no_tls13")),
+    LabCase("weak-dh", "DHE with 1024-bit parameters (Logjam era), TLS 1.2 only",
+            leaf=_leaf("weak-dh", key="rsa2048"), versions=("TLSv1.2",),
+            ciphers="DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0", weak_dh=True,
+            expect=_ids("protocol.no_tls13"), expect_deep=_ids("group.weak_dh")),
     LabCase("legacy-3des", "Old appliance that accepts only TLS_RSA_WITH_3DES_EDE_CBC_SHA",
             kind="legacy_3des", leaf=_leaf("legacy-3des", key="rsa2048"), versions=("TLSv1", "TLSv1.1", "TLSv1.2"),
             ciphers="TLS_RSA_WITH_3DES_EDE_CBC_SHA",

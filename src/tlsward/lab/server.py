@@ -109,6 +109,15 @@ def _send_client_ca_names(ctx: ssl.SSLContext, ca_file: Path) -> None:
     libssl.SSL_CTX_set_client_CA_list(ssl_ctx, names)
 
 
+# RFC 2409 Oakley group 2: the 1024-bit MODP prime that Logjam-era servers shipped by default.
+OAKLEY_GROUP_2_PEM = """-----BEGIN DH PARAMETERS-----
+MIGHAoGBAP//////////yQ/aoiFowjTExmKLgNwc0SkCTgiKZ8x0Agu+pjsTmyJR
+Sgh5jjQE3e+VGbPNOkMbMCsKbfJfFDdP4TVtbVHCReSFtXZiXn7G9ExC6aY37WsL
+/1y29Aa37e44a/taiZ+lrp8kEXxLH+ZJKGZR7OZTgf//////////AgEC
+-----END DH PARAMETERS-----
+"""
+
+
 def server_context(case: LabCase, chain_file: Path, key_file: Path, client_ca_file: Path) -> ssl.SSLContext:
     """An OpenSSL server context configured exactly as the case declares."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -119,6 +128,10 @@ def server_context(case: LabCase, chain_file: Path, key_file: Path, client_ca_fi
         ctx.maximum_version = max(versions)
     ctx.set_ciphers(case.ciphers)
     ctx.load_cert_chain(chain_file, key_file)
+    if case.weak_dh:
+        dh_file = chain_file.with_name("dh1024.pem")
+        dh_file.write_text(OAKLEY_GROUP_2_PEM)
+        ctx.load_dh_params(str(dh_file))
     if case.client_cert != "none":
         ctx.verify_mode = ssl.CERT_REQUIRED if case.client_cert == "required" else ssl.CERT_OPTIONAL
         ctx.load_verify_locations(client_ca_file)
