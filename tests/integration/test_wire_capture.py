@@ -91,6 +91,7 @@ def s_server(key: Path, cert: Path, *extra: str) -> Iterator[int]:
         ["openssl", "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-key", str(key), "-cert", str(cert),
          *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        bufsize=0,  # unbuffered: a second line already read into a buffer would hide from select()
     )
     try:
         assert proc.stdout is not None
