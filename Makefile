@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Real peers the tests talk to (see tests/integration): a client we did not write for every lab case.
 DEBIAN_PACKAGES := openssl curl nmap postgresql-client mariadb-client sslscan
 # Peers only the benchmarks run (bench/bench_deep.py), installed by `make bench` on top of DEBIAN_PACKAGES.
-BENCH_PACKAGES := sslscan testssl.sh
+BENCH_PACKAGES := testssl.sh
 
 .PHONY: install system-deps bench-deps lint test demo bench clean
 

@@ -1,0 +1,1148 @@
+"""Deep scan (versions, suites, groups) of a handful of lab endpoints: ``tlsward scan --deep`` next to sslyze,
+sslscan, testssl.sh and ``nmap --script ssl-enum-ciphers``, in one run, against one lab process on 127.0.0.1.
+
+Every tool scans every endpoint through a counting TCP proxy written here (asyncio, in a thread of this process:
+a fresh listener on a free loopback port per tool run, forwarding to the lab case's port, counting the TCP
+connections it accepts), so the connection counts are exact and measured the same way for every tool. Each tool
+sends the case's SNI name and connects to 127.0.0.1; each must find the versions the lab serves on that case
+(``versions`` in the lab catalogue, e.g. tls10-11: TLSv1.0 and TLSv1.1 and nothing else), or the run fails.
+
+* tlsward: ``tlsward scan --deep --json --connect 127.0.0.1 --ca-file CA NAME:PORT``.
+* sslyze (latest from PyPI, in ``bench/.venv-peers``): every version / suite / group scan command,
+  ``--sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves --mozilla_config disable`` with
+  ``NAME:PORT{127.0.0.1}``.
+* sslscan (Debian): its default run, ``sslscan --no-colour --sni-name=NAME --xml=OUT 127.0.0.1:PORT``.
+* nmap (Debian): ``nmap -Pn -n -p PORT --script +ssl-enum-ciphers --script-args tls.servername=NAME 127.0.0.1``
+  (``+`` runs the script on a port nmap does not know as TLS; no group enumeration in this script).
+* testssl.sh (Debian, ``testssl``): ``-p -E -f`` (protocols, every suite per protocol, forward secrecy with the
+  curves and FFDHE groups), the subset of its checks that matches a deep scan, with ``--ip 127.0.0.1 -n none``;
+  it is slow, so it scans only :data:`TESTSSL_CASES` and its ratios compare tlsward on the same hosts.
+
+Per host: wall-clock of the tool's process (median of 3 runs for every tool whose first pass took less than
+:data:`FAST_SECONDS` a host, one run otherwise) and connections; per tool: the median over its hosts. Where
+tlsward's time goes is measured too: ``tlsward --version`` (start-up), a quick scan without ``--deep``, ``--deep
+--revocation off``, every host in one ``-f LIST`` run (start-up paid once), ``-X importtime``, and a py-spy profile
+of one deep scan when py-spy is installed (``.venv/bin/pip install py-spy``; investigation only).
+Results: a table on stdout, raw numbers in ``bench/results/deep.json``, and the section "Deep scan (versions,
+suites, groups)" of BENCHMARKS.md refreshed. Reproduce: ``make bench`` (just this one: ``make bench BENCH=deep``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from tlsward.lab.catalogue import case_named
+from tlsward.lab.server import find_free_plan
+
+HOST = "127.0.0.1"             # the only address this benchmark ever talks to
+CASES = ("healthy-rsa", "healthy-ecdsa", "tls12-only", "tls10-11", "static-rsa")
+TESTSSL_CASES = ("healthy-rsa", "tls10-11")   # testssl.sh is slow: a modern and a legacy host
+REPEATS = 3                    # runs per host for the fast tools
+PROXY_CHECK_CASE = "tls10-11"  # sslscan straight to the lab and through the proxy, alternating: the proxy's cost
+PROXY_CHECK_RUNS = 5
+FAST_SECONDS = 5.0             # a tool whose first pass took less than this per host (median) is run REPEATS times
+GOAL_FEWER_THAN_SSLYZE = 5.0   # tlsward opens at least 5x fewer connections per host than sslyze
+LAB_START_TIMEOUT = 60.0
+TIMEOUTS = {"tlsward": 120.0, "sslyze": 180.0, "sslscan": 120.0, "nmap": 300.0, "testssl": 600.0}
+PROXY_CONNECT_TIMEOUT = 5.0    # the proxy's connect to the lab
+PROXY_IDLE_TIMEOUT = 60.0      # a proxied connection silent this long in one direction is closed
+PROXY_SETTLE = 0.3             # after a tool exits: time for the proxy to accept what is still in its backlog
+PROXY_GRACE = 5.0              # then: time for its connections to finish before they are aborted
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+RESULTS_DIR = ROOT / "bench" / "results"
+PEERS_VENV = ROOT / "bench" / ".venv-peers"
+SECTION_TITLE = "## Deep scan (versions, suites, groups)"
+WRAP = 110                     # BENCHMARKS.md prose width
+VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+PEERS = ("sslyze", "sslscan", "nmap", "testssl")
+
+
+class BenchError(Exception):
+    """The benchmark cannot produce honest numbers (a tool failed, timed out, found the wrong thing, is missing)."""
+
+
+@dataclass
+class Measured:
+    """One process, measured on itself (``wait4``): wall-clock, CPU (user+sys, reaped children included)."""
+
+    returncode: int
+    wall: float
+    cpu: float
+
+
+@dataclass
+class Found:
+    """What a tool reported about one endpoint, normalised: accepted versions, suites per version, groups."""
+
+    versions: list[str]
+    suites: dict[str, int]
+    groups: list[str] | None     # None: the tool does not enumerate groups
+    extra: dict[str, Any] = field(default_factory=dict)   # tool-specific facts kept in the raw results
+
+    def summary(self) -> str:
+        versions = "+".join(v.removeprefix("TLSv").removeprefix("SSLv") for v in self.versions) or "none"
+        groups = "no groups listed" if self.groups is None else plural(len(self.groups), "group")
+        return f"{versions}, {plural(sum(self.suites.values()), 'suite')}, {groups}"
+
+
+@dataclass
+class Run:
+    tool: str
+    case: str
+    wall: float
+    cpu: float
+    connections: int
+    returncode: int
+    found: Found
+
+
+@dataclass
+class Results:
+    date: str = ""
+    machine: str = ""
+    load_before: float = 0.0
+    load_after: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)    # tool -> version
+    commands: dict[str, str] = field(default_factory=dict)    # tool -> command line (placeholders)
+    hosts: dict[str, list[str]] = field(default_factory=dict)  # tool -> cases it scanned
+    runs: list[Run] = field(default_factory=list)
+    nmap_root: bool = False
+    tlsward_version_s: float = 0.0      # `tlsward --version`: interpreter + CLI start-up
+    tlsward_quick: list[Run] = field(default_factory=list)   # `tlsward scan` without --deep, same hosts
+    no_revocation_s: float = 0.0        # `--deep --revocation off` on the first case (median of REPEATS)
+    deep_first_s: float = 0.0           # `--deep` on the first case (median of its REPEATS runs), to compare
+    imports: list[tuple[str, float]] = field(default_factory=list)   # -X importtime self ms by package
+    imports_total_ms: float = 0.0
+    batch: list[tuple[float, int]] = field(default_factory=list)   # all CASES in one tlsward run: (wall, conns)
+    sslscan_direct_s: float = 0.0       # sslscan straight to the lab, first case (proxy overhead check)
+    sslscan_proxied_s: float = 0.0
+    sslscan_proxied_connections: float = 0.0
+    profile: dict[str, float] = field(default_factory=dict)
+    profile_top: list[tuple[str, float]] = field(default_factory=list)
+    profile_note: str = ""
+
+    def of(self, tool: str, case: str) -> list[Run]:
+        return [run for run in self.runs if run.tool == tool and run.case == case]
+
+    def wall(self, tool: str, cases: Sequence[str]) -> float:
+        """Median over ``cases`` of the tool's per-host median wall-clock."""
+        return statistics.median(statistics.median(x.wall for x in self.of(tool, c)) for c in cases)
+
+    def connections(self, tool: str, cases: Sequence[str]) -> float:
+        return statistics.median(statistics.median(x.connections for x in self.of(tool, c)) for c in cases)
+
+    def repeats(self, tool: str) -> int:
+        return min(len(self.of(tool, c)) for c in self.hosts[tool])
+
+
+# --- processes --------------------------------------------------------------------------------------------
+
+
+def python_env(work: Path) -> dict[str, str]:
+    """The environment of the Python tools measured (tlsward, sslyze): bytecode cached as in a normal install,
+    but in the work directory (nothing is written under src/)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    return env
+
+
+def run_measured(cmd: Sequence[str | Path], timeout: float, stdout: IO[bytes] | int = subprocess.DEVNULL,
+                 stderr: IO[bytes] | int = subprocess.DEVNULL, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> Measured:
+    """Run ``cmd`` in a process group of its own and measure it; the group is killed (and BenchError raised)
+    after ``timeout`` seconds (testssl.sh leaves openssl children behind otherwise)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
+                            cwd=cwd, start_new_session=True)
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        timed_out = not ready
+        if timed_out:
+            os.killpg(proc.pid, signal.SIGKILL)   # our own child's group: it is still unreaped, not recycled
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        os.close(pidfd)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if timed_out:
+        raise BenchError(f"{Path(str(cmd[0])).name} did not finish within {timeout:.0f}s: {' '.join(map(str, cmd))}")
+    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime)
+
+
+def quiet(cmd: Sequence[str | Path], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def tlsward_exe() -> Path:
+    beside = Path(sys.executable).parent / "tlsward"
+    if beside.exists():
+        return beside
+    found = shutil.which("tlsward")
+    if found is None:
+        raise BenchError("the tlsward command is not installed (run `make install`)")
+    return Path(found)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+# --- the counting proxy -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Listener:
+    """One proxy listener: a free loopback port forwarding to ``upstream``; ``accepted`` counts connections."""
+
+    upstream: int
+    port: int = 0
+    accepted: int = 0
+    upstream_failures: int = 0
+    aborted: int = 0               # still open PROXY_GRACE after the tool exited
+    server: asyncio.Server | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class CountingProxy:
+    """An asyncio TCP forwarder in a thread of its own. ``listen(port)`` opens a listener for one tool run and
+    closes it afterwards (then its count is final); everything is stopped when the context exits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="counting-proxy", daemon=True)
+
+    def __enter__(self) -> CountingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+    def _call(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @contextlib.contextmanager
+    def listen(self, upstream: int) -> Iterator[Listener]:
+        listener = Listener(upstream)
+        self._call(self._open(listener))
+        try:
+            yield listener
+        finally:
+            self._call(self._close(listener), timeout=PROXY_SETTLE + PROXY_GRACE + 30)
+
+    async def _open(self, listener: Listener) -> None:
+        listener.server = await asyncio.start_server(
+            lambda r, w: self._handle(listener, r, w), HOST, 0, backlog=1024, reuse_address=True)
+        listener.port = int(listener.server.sockets[0].getsockname()[1])
+
+    async def _close(self, listener: Listener) -> None:
+        await asyncio.sleep(PROXY_SETTLE)     # accept what the tool left in the backlog before closing it
+        assert listener.server is not None
+        listener.server.close()
+        if listener.tasks:
+            _, pending = await asyncio.wait(listener.tasks, timeout=PROXY_GRACE)
+            listener.aborted = len(pending)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    async def _handle(self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        listener.accepted += 1
+        task = asyncio.current_task()
+        assert task is not None
+        listener.tasks.add(task)
+        upstream_writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                upstream_reader, upstream_writer = await asyncio.wait_for(
+                    asyncio.open_connection(HOST, listener.upstream), PROXY_CONNECT_TIMEOUT)
+            except (OSError, TimeoutError):
+                listener.upstream_failures += 1
+                return
+            await asyncio.gather(self._pump(reader, upstream_writer), self._pump(upstream_reader, writer))
+        finally:
+            for w in (writer, upstream_writer):
+                if w is not None:
+                    w.transport.abort()
+            listener.tasks.discard(task)
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy one direction until EOF (then half-close the other side) or an error (then drop both)."""
+        try:
+            while data := await asyncio.wait_for(reader.read(65536), PROXY_IDLE_TIMEOUT):
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof() and not writer.is_closing():
+                writer.write_eof()
+        except (OSError, TimeoutError):
+            writer.transport.abort()
+
+
+# --- the lab ----------------------------------------------------------------------------------------------
+
+
+class Lab:
+    """``python -m tlsward.lab`` as a separate process on free loopback ports; always stopped on exit."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        plan, sockets = find_free_plan(HOST)
+        for sock in sockets.values():
+            sock.close()
+        self.base = plan.base
+        self.ports: dict[str, int] = {}
+        self.names: dict[str, str] = {}
+        self.log_path = state_dir.parent / "lab.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        return self.state_dir / "pki" / "ca-bundle.pem"
+
+    def __enter__(self) -> Lab:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tlsward.lab", "--state-dir", str(self.state_dir), "--host", HOST,
+                 "--base-port", str(self.base)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while not (self.state_dir / "lab.json").exists():
+            if self.proc.poll() is not None:
+                raise BenchError(f"the lab exited with status {self.proc.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the lab did not publish lab.json within {LAB_START_TIMEOUT:.0f}s")
+            time.sleep(0.05)
+        state = json.loads((self.state_dir / "lab.json").read_text(encoding="utf-8"))
+        for endpoint in state["endpoints"]:
+            self.ports[endpoint["name"]] = int(endpoint["port"])
+            self.names[endpoint["name"]] = endpoint["sni"]
+        for case in CASES:
+            wait_listening(self.ports[case])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(f"the lab died (status {self.proc.returncode}): {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(empty log)"
+
+
+def wait_listening(port: int) -> None:
+    deadline = time.monotonic() + LAB_START_TIMEOUT
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise BenchError(f"nothing listens on {HOST}:{port}")
+
+
+def expected_versions(case: str) -> list[str]:
+    """The versions the lab serves on ``case``, in this benchmark's names (the catalogue says TLSv1)."""
+    return sorted({"TLSv1": "TLSv1.0"}.get(v, v) for v in case_named(case).versions)
+
+
+# --- the tools --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    case: str
+    name: str      # SNI
+    port: int      # the proxy's port for this run
+    ca: Path
+    work: Path     # a fresh directory for this run's output files
+
+
+@dataclass
+class Tool:
+    name: str
+    label: str                                       # for the tables
+    command: Callable[[Target], list[str | Path]]
+    parse: Callable[[Target, Measured], Found]       # raises BenchError when the run did not succeed
+    python: bool = False                             # gets python_env()
+    template: str = ""                               # the command line as documented
+
+
+def tlsward_command(t: Target) -> list[str | Path]:
+    return [tlsward_exe(), "scan", "--deep", "--json", "--connect", HOST, "--ca-file", t.ca, f"{t.name}:{t.port}"]
+
+
+def tlsward_quick_command(t: Target) -> list[str | Path]:
+    return [tlsward_exe(), "scan", "--json", "--connect", HOST, "--ca-file", t.ca, f"{t.name}:{t.port}"]
+
+
+def tlsward_no_revocation_command(t: Target) -> list[str | Path]:
+    return [*tlsward_command(t)[:-1], "--revocation", "off", f"{t.name}:{t.port}"]
+
+
+def import_costs(work: Path) -> tuple[float, list[tuple[str, float]]]:
+    """``python -X importtime -c 'import tlsward.cli.main'`` (what every tlsward command imports): total self
+    time and the heaviest packages (tlsward's own by subpackage). Inflated by the measurement; shares matter."""
+    cmd = [sys.executable, "-X", "importtime", "-c", "import tlsward.cli.main"]
+    runs = [subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=python_env(work), check=False)
+            for _ in range(2)]   # the second one has the bytecode cached
+    by_package: collections.Counter[str] = collections.Counter()
+    for line in runs[-1].stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if match:
+            parts = match.group(2).split(".")
+            by_package[".".join(parts[:2]) if parts[0] == "tlsward" else parts[0]] += int(match.group(1))
+    return sum(by_package.values()) / 1000, [(name, us / 1000) for name, us in by_package.most_common(10)]
+
+
+def tlsward_result(t: Target, m: Measured) -> dict[str, Any]:
+    """The one JSON result of a tlsward scan, which must have scanned (exit 0, or 1 for findings)."""
+    text = (t.work / "stdout").read_text(encoding="utf-8", errors="replace")
+    results = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchError(f"tlsward on {t.case}: not JSON ({exc}): {line[:120]!r}") from None
+            if isinstance(obj, dict) and "target" in obj:
+                results.append(obj)
+    if m.returncode not in (0, 1) or len(results) != 1:
+        raise BenchError(f"tlsward on {t.case}: exit status {m.returncode}, {len(results)} results "
+                         f"(stderr: {tail(t.work / 'stderr')})")
+    result = results[0]
+    if result.get("failure") or not result.get("session"):
+        raise BenchError(f"tlsward on {t.case}: the scan failed: {result.get('failure')}")
+    return result
+
+
+def parse_tlsward(t: Target, m: Measured) -> Found:
+    deep = tlsward_result(t, m).get("deep")
+    if not isinstance(deep, dict):
+        raise BenchError(f"tlsward on {t.case}: no `deep` object in its --json output")
+    versions = [v["version"] for v in deep.get("versions") or () if v.get("accepted")]
+    inconclusive = [v["version"] for v in deep.get("versions") or () if v.get("accepted") is None]
+    suites = {v["version"]: len(v.get("suites") or ()) for v in deep.get("versions") or () if v.get("accepted")}
+    groups = [g["name"] for g in deep.get("groups") or () if g.get("accepted")]
+    extra = {"connections": deep.get("connections"), "elapsed_ms": deep.get("elapsed_ms"),
+             "inconclusive": inconclusive, "notes": deep.get("notes") or [],
+             "rate_limited": deep.get("rate_limited") or ""}
+    return Found(sorted(versions), suites, sorted(groups), extra)
+
+
+def parse_tlsward_quick(t: Target, m: Measured) -> Found:
+    session = tlsward_result(t, m)["session"]
+    version = str(session.get("version") or session.get("protocol") or "")
+    return Found([version] if version else [], {}, None)
+
+
+SSLYZE_COMMANDS = ("--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--elliptic_curves")
+SSLYZE_VERSIONS = {"ssl_2_0_cipher_suites": "SSLv2", "ssl_3_0_cipher_suites": "SSLv3",
+                   "tls_1_0_cipher_suites": "TLSv1.0", "tls_1_1_cipher_suites": "TLSv1.1",
+                   "tls_1_2_cipher_suites": "TLSv1.2", "tls_1_3_cipher_suites": "TLSv1.3"}
+
+
+def sslyze_command(t: Target) -> list[str | Path]:
+    return [PEERS_VENV / "bin" / "sslyze", "--quiet", "--mozilla_config", "disable", *SSLYZE_COMMANDS,
+            "--json_out", t.work / "out.json", f"{t.name}:{t.port}{{{HOST}}}"]
+
+
+def parse_sslyze(t: Target, m: Measured) -> Found:
+    out = t.work / "out.json"
+    if m.returncode != 0 or not out.exists():
+        raise BenchError(f"sslyze on {t.case}: exit status {m.returncode} (stderr: {tail(t.work / 'stderr')})")
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    results = data.get("server_scan_results") or []
+    if len(results) != 1 or results[0].get("scan_status") != "COMPLETED":
+        traces = [(r.get("scan_status"), r.get("connectivity_error_trace")) for r in results]
+        raise BenchError(f"sslyze on {t.case}: {len(results)} results: {traces}")
+    scan = results[0].get("scan_result") or {}
+    versions, suites = [], {}
+    for key, version in SSLYZE_VERSIONS.items():
+        attempt = scan.get(key) or {}
+        if attempt.get("status") != "COMPLETED":
+            raise BenchError(f"sslyze on {t.case}: {key} {attempt.get('status')}: {attempt.get('error_trace')}")
+        accepted = (attempt.get("result") or {}).get("accepted_cipher_suites") or []
+        if accepted:
+            versions.append(version)
+            suites[version] = len(accepted)
+    curves = scan.get("elliptic_curves") or {}
+    if curves.get("status") != "COMPLETED":
+        raise BenchError(f"sslyze on {t.case}: elliptic_curves {curves.get('status')}: {curves.get('error_trace')}")
+    groups = [c["name"] for c in (curves.get("result") or {}).get("supported_curves") or ()]
+    return Found(sorted(versions), suites, sorted(groups))
+
+
+def sslscan_command(t: Target) -> list[str | Path]:
+    return ["sslscan", "--no-colour", f"--sni-name={t.name}", f"--xml={t.work / 'out.xml'}", f"{HOST}:{t.port}"]
+
+
+def xml_root(path: Path, who: str) -> ET.Element:
+    """Parse a tool's XML report (our own peers' output about loopback lab servers, not untrusted input)."""
+    try:
+        return ET.parse(path).getroot()  # noqa: S314
+    except (OSError, ET.ParseError) as exc:
+        raise BenchError(f"{who}: cannot read its XML report {path.name}: {exc}") from None
+
+
+def parse_sslscan(t: Target, m: Measured) -> Found:
+    root = xml_root(t.work / "out.xml", f"sslscan on {t.case}")
+    test = root.find("ssltest")
+    if m.returncode != 0 or test is None:
+        raise BenchError(f"sslscan on {t.case}: exit status {m.returncode}, no <ssltest> "
+                         f"(stdout: {tail(t.work / 'stdout')})")
+    versions = []
+    for proto in test.iter("protocol"):
+        if proto.get("enabled") == "1":
+            kind, number = proto.get("type"), proto.get("version", "")
+            versions.append(f"SSLv{number}" if kind == "ssl" else f"TLSv{number}")
+    suites = collections.Counter(c.get("sslversion", "?") for c in test.iter("cipher"))
+    groups = sorted({g.get("name", "?").split(" ")[0] for g in test.iter("group")})
+    return Found(sorted(versions), dict(suites), groups)
+
+
+def nmap_command(t: Target) -> list[str | Path]:
+    return ["nmap", "-Pn", "-n", "-p", str(t.port), "--script", "+ssl-enum-ciphers", "--script-args",
+            f"tls.servername={t.name}", "-oX", t.work / "out.xml", HOST]
+
+
+def parse_nmap(t: Target, m: Measured) -> Found:
+    root = xml_root(t.work / "out.xml", f"nmap on {t.case}")
+    script = next((s for s in root.iter("script") if s.get("id") == "ssl-enum-ciphers"), None)
+    if m.returncode != 0 or script is None:
+        raise BenchError(f"nmap on {t.case}: exit status {m.returncode}, no ssl-enum-ciphers output "
+                         f"(stdout: {tail(t.work / 'stdout')})")
+    versions, suites = [], {}
+    for table in script.findall("table"):
+        key = table.get("key", "")
+        if key in VERSIONS or key == "TLSv1.0":
+            ciphers = table.find("table[@key='ciphers']")
+            versions.append(key)
+            suites[key] = 0 if ciphers is None else len(ciphers.findall("table"))
+    return Found(sorted(versions), suites, None)
+
+
+TESTSSL_OPTIONS = ("-p", "-E", "-f")
+TESTSSL_VERSIONS = {"SSLv2": "SSLv2", "SSLv3": "SSLv3", "TLS1": "TLSv1.0", "TLS1_1": "TLSv1.1", "TLS1_2": "TLSv1.2",
+                    "TLS1_3": "TLSv1.3"}
+TESTSSL_SUITE = re.compile(r"^cipher-(ssl2|ssl3|tls1|tls1_1|tls1_2|tls1_3)_x[0-9a-f]+$")
+TESTSSL_SUITE_VERSIONS = {"ssl2": "SSLv2", "ssl3": "SSLv3", "tls1": "TLSv1.0", "tls1_1": "TLSv1.1",
+                          "tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}
+
+
+def testssl_command(t: Target) -> list[str | Path]:
+    return ["testssl", "--quiet", "--color", "0", "--warnings", "off", "-n", "none", "--ip", HOST,
+            *TESTSSL_OPTIONS, "--jsonfile", t.work / "out.json", f"{t.name}:{t.port}"]
+
+
+def parse_testssl(t: Target, m: Measured) -> Found:
+    out = t.work / "out.json"
+    try:
+        entries: list[dict[str, Any]] = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchError(f"testssl on {t.case}: exit status {m.returncode}, no JSON report ({exc}); "
+                         f"stdout: {tail(t.work / 'stdout')}") from None
+    fatal = [e for e in entries if e.get("severity") == "FATAL" or e.get("id") == "scanProblem"]
+    if fatal:
+        raise BenchError(f"testssl on {t.case}: {fatal[0].get('id')}: {fatal[0].get('finding')}")
+    found = {e["id"]: str(e.get("finding", "")) for e in entries}
+    if not set(TESTSSL_VERSIONS) <= set(found):
+        raise BenchError(f"testssl on {t.case}: no protocol verdicts in its report (exit status {m.returncode})")
+    versions = [v for key, v in TESTSSL_VERSIONS.items() if found[key].startswith("offered")]
+    suites: collections.Counter[str] = collections.Counter()
+    for entry in entries:
+        match = TESTSSL_SUITE.match(entry["id"])
+        if match:
+            suites[TESTSSL_SUITE_VERSIONS[match.group(1)]] += 1
+    curves = found.get("FS_ECDHE_curves") or found.get("PFS_ECDHE_curves") or ""
+    groups = sorted({*curves.split(), *found.get("DH_groups", "").split()})
+    return Found(sorted(versions), dict(suites), groups)
+
+
+def tail(path: Path, chars: int = 300) -> str:
+    if not path.exists():
+        return "(none)"
+    text = strip_ansi(path.read_text(errors="replace")).strip()
+    return text[-chars:] if text else "(empty)"
+
+
+TOOLS: dict[str, Tool] = {
+    "tlsward": Tool("tlsward", "**tlsward** `scan --deep`", tlsward_command, parse_tlsward, python=True,
+                    template="tlsward scan --deep --json --connect 127.0.0.1 --ca-file CA NAME:PORT"),
+    "sslyze": Tool("sslyze", "sslyze", sslyze_command, parse_sslyze, python=True,
+                   template=f"sslyze --mozilla_config disable {' '.join(SSLYZE_COMMANDS)} NAME:PORT{{127.0.0.1}}"),
+    "sslscan": Tool("sslscan", "sslscan", sslscan_command, parse_sslscan,
+                    template="sslscan --no-colour --sni-name=NAME --xml=OUT 127.0.0.1:PORT"),
+    "nmap": Tool("nmap", "nmap", nmap_command, parse_nmap,
+                 template="nmap -Pn -n -p PORT --script +ssl-enum-ciphers --script-args tls.servername=NAME "
+                          "127.0.0.1"),
+    "testssl": Tool("testssl", "testssl.sh", testssl_command, parse_testssl,
+                    template=f"testssl --ip 127.0.0.1 -n none {' '.join(TESTSSL_OPTIONS)} NAME:PORT"),
+}
+
+
+def run_tool(tool: Tool, case: str, lab: Lab, proxy: CountingProxy | None, work: Path) -> Run:
+    """One run of ``tool`` on ``case`` through a fresh proxy listener (straight to the lab when ``proxy`` is
+    None); checks it found the versions the lab serves there."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{tool.name}-{case}-", dir=work))
+    with contextlib.ExitStack() as stack:
+        listener = None if proxy is None else stack.enter_context(proxy.listen(lab.ports[case]))
+        target = Target(case, lab.names[case], lab.ports[case] if listener is None else listener.port, lab.ca_file,
+                        run_dir)
+        with (run_dir / "stdout").open("wb") as stdout, (run_dir / "stderr").open("wb") as stderr:
+            m = run_measured(tool.command(target), timeout=TIMEOUTS[tool.name.split("-")[0]], stdout=stdout,
+                             stderr=stderr, env=python_env(work) if tool.python else None, cwd=run_dir)
+    if listener is not None and listener.upstream_failures:
+        raise BenchError(f"the proxy could not reach the lab for {listener.upstream_failures} of {tool.name}'s "
+                         f"connections on {case}")
+    found = tool.parse(target, m)
+    expected = expected_versions(case)
+    if tool.name != "tlsward-quick" and found.versions != expected:
+        raise BenchError(f"{tool.name} on {case}: found versions {found.versions}, the lab serves {expected} "
+                         f"(stdout: {tail(run_dir / 'stdout')}; stderr: {tail(run_dir / 'stderr')})")
+    shutil.rmtree(run_dir)
+    return Run(tool.name, case, m.wall, m.cpu, -1 if listener is None else listener.accepted, m.returncode, found)
+
+
+def tlsward_batch(lab: Lab, proxy: CountingProxy, work: Path) -> tuple[float, int]:
+    """Every case in one ``tlsward scan --deep -f LIST`` (each through its own proxy listener): the start-up is
+    paid once. Returns (wall, connections) after checking every case's versions."""
+    run_dir = Path(tempfile.mkdtemp(prefix="tlsward-batch-", dir=work))
+    with contextlib.ExitStack() as stack:
+        listeners = {case: stack.enter_context(proxy.listen(lab.ports[case])) for case in CASES}
+        (run_dir / "targets.txt").write_text("".join(f"{lab.names[c]}:{x.port}\n" for c, x in listeners.items()))
+        cmd: list[str | Path] = [tlsward_exe(), "scan", "--deep", "--json", "--connect", HOST, "--ca-file",
+                                 lab.ca_file, "-f", run_dir / "targets.txt"]
+        with (run_dir / "stdout").open("wb") as stdout, (run_dir / "stderr").open("wb") as stderr:
+            m = run_measured(cmd, timeout=TIMEOUTS["tlsward"] * 2, stdout=stdout, stderr=stderr,
+                             env=python_env(work), cwd=run_dir)
+    by_port = {x.port: case for case, x in listeners.items()}
+    results = [json.loads(line) for line in (run_dir / "stdout").read_text().splitlines() if line.strip()]
+    seen: dict[str, list[str]] = {}
+    for obj in results:
+        if isinstance(obj, dict) and "target" in obj:
+            case = by_port.get(int(obj["target"]["port"]), "?")
+            deep = obj.get("deep") or {}
+            seen[case] = sorted(v["version"] for v in deep.get("versions") or () if v.get("accepted"))
+    wrong = {c: seen.get(c) for c in CASES if seen.get(c) != expected_versions(c)}
+    if m.returncode not in (0, 1) or wrong:
+        raise BenchError(f"tlsward batch of {len(CASES)}: exit status {m.returncode}, wrong or missing versions "
+                         f"{wrong} (stderr: {tail(run_dir / 'stderr')})")
+    shutil.rmtree(run_dir)
+    return m.wall, sum(x.accepted for x in listeners.values())
+
+
+# --- peers ------------------------------------------------------------------------------------------------
+
+
+def ensure_sslyze() -> str:
+    """The latest sslyze from PyPI in bench/.venv-peers (created with the system python3 if missing)."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        system_python = shutil.which("python3") or "/usr/bin/python3"
+        print(f"creating {PEERS_VENV.relative_to(ROOT)} with {system_python}", flush=True)
+        made = quiet([system_python, "-m", "venv", PEERS_VENV], timeout=180)
+        if made.returncode != 0:
+            raise BenchError(f"cannot create {PEERS_VENV}: {made.stderr.strip()[-500:]}")
+    upgrade = quiet([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "sslyze"],
+                    timeout=600)
+    if upgrade.returncode != 0:
+        if not (PEERS_VENV / "bin" / "sslyze").exists():
+            raise BenchError(f"cannot install sslyze: {upgrade.stderr.strip()[-500:]}")
+        print("warning: could not upgrade sslyze; using the installed one", flush=True)
+    version = quiet([python, "-c", "import importlib.metadata as m; print(m.version('sslyze'))"], timeout=60)
+    return version.stdout.strip()
+
+
+def peer_versions() -> dict[str, str]:
+    """Each Debian peer's version; BenchError when one is missing (``make bench`` installs them)."""
+    missing = [exe for exe in ("sslscan", "nmap", "testssl") if shutil.which(exe) is None]
+    if missing:
+        raise BenchError(f"not installed: {', '.join(missing)} (`make bench` installs them: "
+                         "scripts/install-system-deps.sh sslscan nmap testssl.sh)")
+    sslscan = re.search(r"\d+\.\d+\.\d+\S*", strip_ansi(quiet(["sslscan", "--version"], 30).stdout))
+    nmap = re.search(r"Nmap version (\S+)", quiet(["nmap", "--version"], 30).stdout)
+    testssl = re.search(r"testssl\S*\s+(\d\S*)", strip_ansi(quiet(["testssl", "--version"], 60).stdout))
+    return {"sslscan": sslscan.group(0) if sslscan else "?", "nmap": nmap.group(1) if nmap else "?",
+            "testssl": testssl.group(1) if testssl else "?"}
+
+
+# --- profile ----------------------------------------------------------------------------------------------
+
+
+def profile_tlsward(case: str, lab: Lab, proxy: CountingProxy, work: Path, r: Results) -> None:
+    """One py-spy run of a deep scan (not timed): where tlsward's CPU goes, by tlsward module."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        found = shutil.which("py-spy")
+        if found is None:
+            r.profile_note = "py-spy not installed: no profile (`.venv/bin/pip install py-spy`)"
+            return
+        spy = Path(found)
+    raw = work / "profile.txt"
+    with proxy.listen(lab.ports[case]) as listener:
+        target = Target(case, lab.names[case], listener.port, lab.ca_file, work)
+        cmd: list[str | Path] = [spy, "record", "--format", "raw", "--rate", "500", "--output", raw, "--",
+                                 sys.executable, *tlsward_command(target)]
+        with (work / "py-spy.stderr").open("wb") as stderr:
+            m = run_measured(cmd, timeout=300, stderr=stderr, env=python_env(work))
+    if m.returncode not in (0, 1) or not raw.exists():
+        r.profile_note = f"py-spy failed (status {m.returncode}); see its stderr"
+        return
+    buckets: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = stack.split(";")
+        buckets[profile_bucket(frames)] += samples
+        own[re.sub(r"^.*/site-packages/|^.*/src/", "", frames[-1])] += samples
+    if not total:
+        r.profile_note = "py-spy recorded no samples"
+        return
+    r.profile = {name: round(100 * n / total, 1) for name, n in buckets.most_common()}
+    r.profile_top = [(frame, round(100 * n / total, 1)) for frame, n in own.most_common(12)]
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(raw, RESULTS_DIR / "deep-profile.txt")
+    r.profile_note = (f"py-spy, {total} samples at 500 Hz over one `--deep` scan of {case}; raw stacks in "
+                      "bench/results/deep-profile.txt")
+
+
+def profile_bucket(frames: Sequence[str]) -> str:
+    """Start-up when an import is on the stack; else the innermost tlsward module; else 'other'."""
+    if any("<frozen importlib" in f for f in frames):
+        return "start-up (imports)"
+    for frame in reversed(frames):
+        match = re.search(r"tlsward/([\w/]+)\.py", frame)
+        if match:
+            return f"tlsward/{match.group(1)}.py"
+    return "interpreter, event loop, other"
+
+
+# --- report -----------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+        if line.startswith("model name"):
+            cpu = " ".join(line.split(":", 1)[1].split())
+            break
+    distro = platform.platform(terse=True)
+    os_release = Path("/etc/os-release")
+    if os_release.exists():
+        match = re.search(r'^PRETTY_NAME="?([^"\n]*)', os_release.read_text(), re.MULTILINE)
+        distro = match.group(1) if match else distro
+    memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal:")), 0)
+    openssl = quiet(["openssl", "version"], timeout=30).stdout.split(" (")[0].strip()
+    return (f"{os.cpu_count()} cores ({cpu or platform.machine()}), {memory_kib / 2**20:.0f} GiB, {distro}, "
+            f"{openssl}, Python {platform.python_version()}")
+
+
+def fmt_conns(value: float) -> str:
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+
+
+def ratios(r: Results, peer: str) -> tuple[float, float, float, float]:
+    """(tlsward wall, peer wall, tlsward connections, peer connections), medians over the peer's hosts."""
+    hosts = r.hosts[peer]
+    return (r.wall("tlsward", hosts), r.wall(peer, hosts), r.connections("tlsward", hosts),
+            r.connections(peer, hosts))
+
+
+def goals(r: Results) -> list[tuple[str, bool, str]]:
+    out = []
+    for peer in PEERS:
+        tw, pw, _, _ = ratios(r, peer)
+        hosts = "" if r.hosts[peer] == list(CASES) else f" (on its hosts: {', '.join(r.hosts[peer])})"
+        out.append((f"tlsward faster per host than {TOOLS[peer].label}{hosts}", tw < pw,
+                    f"{pw / tw:.2f}x: {tw:.2f} s vs {pw:.2f} s"))
+    _, _, tc, sc = ratios(r, "sslyze")
+    out.append((f"tlsward >= {GOAL_FEWER_THAN_SSLYZE:.0f}x fewer connections per host than sslyze",
+                sc / tc >= GOAL_FEWER_THAN_SSLYZE, f"{sc / tc:.1f}x: {fmt_conns(tc)} vs {fmt_conns(sc)}"))
+    _, _, tc, cc = ratios(r, "sslscan")
+    out.append(("tlsward no more connections per host than sslscan (stretch)", tc <= cc,
+                f"{fmt_conns(tc)} vs {fmt_conns(cc)}"))
+    return out
+
+
+def table_rows(r: Results) -> list[tuple[str, ...]]:
+    """(tool, hosts, runs per host, wall s per host, connections per host, speed ratio, connections ratio)"""
+    rows = []
+    for tool in ("tlsward", *PEERS):
+        hosts = r.hosts[tool]
+        wall, conns = r.wall(tool, hosts), r.connections(tool, hosts)
+        if tool == "tlsward":
+            speed, fewer = "1.00", "1.00"
+        else:
+            tw, pw, tc, pc = ratios(r, tool)
+            same = "" if hosts == list(CASES) else " (same hosts)"
+            speed, fewer = f"**{pw / tw:.2f}x**{same}", f"**{pc / tc:.1f}x**{same}"
+        rows.append((f"{TOOLS[tool].label} {r.versions[tool]}", str(len(hosts)), str(r.repeats(tool)),
+                     f"{wall:.2f}", fmt_conns(conns), speed, fewer))
+    return rows
+
+
+def per_host_rows(r: Results, what: Callable[[list[Run]], str]) -> list[tuple[str, ...]]:
+    rows = []
+    for case in CASES:
+        cells = [case, " ".join(v.removeprefix("TLSv") for v in expected_versions(case))]
+        for tool in ("tlsward", *PEERS):
+            runs = r.of(tool, case)
+            cells.append(what(runs) if runs else "-")
+        rows.append(tuple(cells))
+    return rows
+
+
+def wall_and_conns(runs: list[Run]) -> str:
+    conns = sorted({x.connections for x in runs})
+    spread = fmt_conns(statistics.median(x.connections for x in runs)) + (
+        f" ({conns[0]}-{conns[-1]})" if len(conns) > 1 else "")
+    return f"{statistics.median(x.wall for x in runs):.2f} s, {spread}"
+
+
+def found_summary(runs: list[Run]) -> str:
+    return runs[0].found.summary()
+
+
+GROUP_ALIASES = {"prime256v1": "secp256r1"}
+
+
+def group_set(found: Found) -> set[str]:
+    return {GROUP_ALIASES.get(g.lower(), g.lower()) for g in found.groups or ()}
+
+
+def disagreements(r: Results) -> list[str]:
+    """Where tlsward's findings differ from the peers' (informational: only the versions are ground truth), and
+    where a tool's own findings varied between runs."""
+    lines = []
+    for case in CASES:
+        mine = r.of("tlsward", case)[0].found
+        peers = {p: r.of(p, case)[0].found for p in PEERS if r.of(p, case)}
+        others = {p: f.suites for p, f in peers.items() if f.suites != mine.suites}
+        if others:
+            theirs = "; ".join(f"{p} {f}" for p, f in others.items())
+            lines.append(f"{case}: tlsward's accepted suites per version {mine.suites}, but {theirs}.")
+        for peer in ("sslscan", "testssl"):
+            if peer not in peers or peers[peer].groups is None:
+                continue
+            extra, missing = group_set(mine) - group_set(peers[peer]), group_set(peers[peer]) - group_set(mine)
+            if extra or missing:
+                lines.append(f"{case}: groups only tlsward reports: {', '.join(sorted(extra)) or '-'}; only {peer} "
+                             f"reports: {', '.join(sorted(missing)) or '-'}.")
+        for tool in ("tlsward", *PEERS):
+            summaries = {x.found.summary() for x in r.of(tool, case)}
+            if len(summaries) > 1:
+                lines.append(f"{case}: {tool}'s findings varied between runs: {' / '.join(sorted(summaries))}.")
+    return lines
+
+
+def tlsward_limits(r: Results) -> list[str]:
+    """What bounds tlsward's time per host and its connection count, from its own numbers."""
+    deep = [x for x in r.runs if x.tool == "tlsward"]
+    wall = r.wall("tlsward", CASES)
+    quick = statistics.median(x.wall for x in r.tlsward_quick)
+    quick_conns = statistics.median(x.connections for x in r.tlsward_quick)
+    elapsed = statistics.median(float(x.found.extra.get("elapsed_ms") or 0) for x in deep) / 1000
+    own = [c for c in (x.found.extra.get("connections") for x in deep) if isinstance(c, int)]
+    own_conns = statistics.median(own) if own else None
+    cpu = statistics.median(x.cpu for x in deep)
+    proxied = r.connections("tlsward", CASES)
+    per_connection = "" if not own_conns else (
+        f", {1000 * elapsed / own_conns:.1f} ms per connection (its {fmt_conns(own_conns)} connections are opened "
+        "one after another)")
+    sslscan_wall, sslscan_conns = r.wall("sslscan", CASES), r.connections("sslscan", CASES)
+    batch_wall = statistics.median(wall for wall, _ in r.batch)
+    batch_conns = statistics.median(conns for _, conns in r.batch)
+    lines = [
+        f"tlsward takes {wall:.2f} s per host (median; {cpu:.2f} s of CPU, user+sys, for the whole process). "
+        f"Interpreter and CLI start-up alone (`tlsward --version`) take {r.tlsward_version_s:.2f} s; a quick "
+        f"`tlsward scan` without `--deep` of the same hosts (start-up, handshake, chain validation, revocation) "
+        f"{quick:.2f} s; the deep enumeration as tlsward times it (`deep.elapsed_ms`) {elapsed:.2f} s{per_connection}.",
+        f"With the start-up paid once: all {len(CASES)} hosts in one `tlsward scan --deep -f LIST` take "
+        f"{batch_wall:.2f} s (median of {len(r.batch)}), {batch_wall / len(CASES):.2f} s per host and "
+        f"{fmt_conns(batch_conns / len(CASES))} connections per host (not the goal's measure: the peers above scan "
+        "one host per process).",
+        f"Imports: `python -X importtime -c 'import tlsward.cli.main'` (what every tlsward command loads, "
+        f"`--version` included) spends {r.imports_total_ms:.0f} ms (inflated by the measurement); the heaviest: "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in r.imports[:8]) + ".",
+        f"Revocation: on {CASES[0]}, `--deep --revocation off` takes {r.no_revocation_s:.2f} s against "
+        f"{r.deep_first_s:.2f} s with the default (`soft`: the leaf's CRL is fetched over HTTP from the lab).",
+        f"sslscan, for comparison: {sslscan_wall:.2f} s for {fmt_conns(sslscan_conns)} connections per host, its "
+        "whole process included (C, no interpreter start-up).",
+        f"Connections: the proxy counted {fmt_conns(proxied)} per host for tlsward (median); its own "
+        f"`deep.connections` says {'-' if own_conns is None else fmt_conns(own_conns)}, and a quick scan opens "
+        f"{fmt_conns(quick_conns)}.",
+        f"The proxy's own cost: sslscan on {PROXY_CHECK_CASE} straight to the lab {r.sslscan_direct_s:.3f} s, through "
+        f"the proxy {r.sslscan_proxied_s:.3f} s for {fmt_conns(r.sslscan_proxied_connections)} connections (median "
+        f"of {PROXY_CHECK_RUNS}, alternating): "
+        f"{1000 * (r.sslscan_proxied_s - r.sslscan_direct_s) / max(r.sslscan_proxied_connections, 1):.2f} ms per "
+        "connection, paid by every tool (most by sslyze).",
+    ]
+    if r.profile:
+        parts = ", ".join(f"{name} {share:.0f}%" for name, share in list(r.profile.items())[:8])
+        lines.append(f"Where tlsward's CPU goes ({r.profile_note}): {parts}.")
+        top = ", ".join(f"`{frame}` {share:.1f}%" for frame, share in r.profile_top[:6])
+        lines.append(f"Top self-time frames: {top}" + (
+            " (`_compile_bytecode` unmarshals the cached .pyc files: nothing is compiled)." if any(
+                frame.startswith("_compile_bytecode") for frame, _ in r.profile_top[:6]) else "."))
+    elif r.profile_note:
+        lines.append(r.profile_note + ".")
+    notes = sorted({note for x in deep for note in x.found.extra.get("notes") or ()})
+    inconclusive = sorted({f"{x.case}: {v}" for x in deep for v in x.found.extra.get("inconclusive") or ()})
+    if inconclusive:
+        lines.append(f"tlsward left versions inconclusive: {', '.join(inconclusive)}.")
+    if notes:
+        lines.append(f"tlsward's deep notes: {'; '.join(notes[:5])}.")
+    return lines
+
+
+def limits_header(r: Results) -> str:
+    slower = [TOOLS[p].label for p in PEERS if ratios(r, p)[0] >= ratios(r, p)[1]]
+    wall = r.wall("tlsward", CASES)
+    fixed = statistics.median(x.wall for x in r.tlsward_quick)
+    verdict = (f"tlsward is slower per host than {' and '.join(slower)}, and" if slower else "")
+    return (f"What bounds tlsward here: {verdict} {min(fixed / wall, 1):.0%} of its time per host is what any "
+            "tlsward process costs (a quick scan without `--deep` of the same host), the deep enumeration the "
+            "rest:").replace("  ", " ")
+
+
+def wrap(block: str) -> str:
+    """Wrap one paragraph or ``- `` bullet to the width of BENCHMARKS.md (tables and blanks untouched)."""
+    if not block or block.startswith("|") or block.startswith("#"):
+        return block
+    bullet = block.startswith("- ")
+    return textwrap.fill(block.removeprefix("- ") if bullet else block, WRAP, initial_indent="- " if bullet else "",
+                         subsequent_indent="  " if bullet else "", break_long_words=False, break_on_hyphens=False)
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in rows)]
+
+
+MAIN_HEADER = ("tool", "hosts", "runs per host", "wall s per host", "connections per host", "speed: tlsward / tool",
+               "connections: tool / tlsward")
+HOST_HEADER = ("host", "versions served", "tlsward", "sslyze", "sslscan", "nmap", "testssl.sh")
+
+
+def markdown(r: Results) -> str:
+    goal_lines = [f"- {text}: **{'met' if ok else 'NOT met'}** ({value})" for text, ok, value in goals(r)]
+    load = (f" The machine was shared during the run (load average {r.load_before:.1f} before, "
+            f"{r.load_after:.1f} after): absolute times are noisy, the ratios come from the same run."
+            if max(r.load_before, r.load_after) >= 0.5 else "")
+    commands = "; ".join(f"{TOOLS[t].label.replace('**', '')}: `{r.commands[t]}`" for t in ("tlsward", *PEERS))
+    blocks = [
+        f"{SECTION_TITLE} (`bench/bench_deep.py`)",
+        "",
+        f"Version, cipher-suite and group enumeration of {len(CASES)} lab endpoints ({', '.join(CASES)}; each its own "
+        "port on 127.0.0.1 with its SNI name), one tool at a time, one host at a time. Every tool connects through a "
+        "counting TCP proxy in the benchmark (a fresh loopback listener per run, forwarding to the lab port), so "
+        "connections are counted the same way for all; every tool must report exactly the versions the lab serves "
+        "on each host, or the run fails. Wall-clock is the tool's whole process (start-up included; Python tools "
+        f"with their bytecode cached), the median over hosts of each host's median of {REPEATS} runs (one run for "
+        f"a tool slower than {FAST_SECONDS:.0f} s a host). testssl.sh is slow: it scans only "
+        f"{' and '.join(TESTSSL_CASES)}, and its ratios compare tlsward on those same hosts; `-p -E -f` is the subset "
+        "of its checks that matches a deep scan (protocols, every suite per protocol, forward secrecy with curves "
+        "and FFDHE groups), its default run does much more. Ratios: speed = the tool's wall-clock / tlsward's (above "
+        "1: tlsward is faster), connections = the tool's / tlsward's (above 1: tlsward opens fewer). "
+        + ("nmap ran as root: its port check is a SYN scan, which the proxy never accepts. " if r.nmap_root else
+           "nmap ran unprivileged: its port check is one TCP connect, counted. ")
+        + f"Commands: {commands}.",
+        "",
+        *md_table(MAIN_HEADER, table_rows(r)),
+        "",
+        "Per host (median wall-clock, median connections with the range across runs when they differ):",
+        "",
+        *md_table(HOST_HEADER, per_host_rows(r, wall_and_conns)),
+        "",
+        "What each tool found (accepted versions, accepted suites summed over versions, groups; nmap's script does "
+        "not enumerate groups):",
+        "",
+        *md_table(HOST_HEADER, per_host_rows(r, found_summary)),
+        "",
+        *([f"- {line}" for line in disagreements(r)] + [""] if disagreements(r) else []),
+        *goal_lines,
+        "",
+        limits_header(r),
+        "",
+        *(f"- {line}" for line in tlsward_limits(r)),
+        "",
+        f"Measured {r.date} on {r.machine}; tlsward {r.versions['tlsward']}.{load} Reproduce: `make bench` "
+        "(only this benchmark: `make bench BENCH=deep`); raw numbers in `bench/results/deep.json`.",
+        "",
+    ]
+    return "\n".join(wrap(block) for block in blocks)
+
+
+def refresh_section(text: str) -> None:
+    """Replace this benchmark's section of BENCHMARKS.md (or append it)."""
+    doc = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    lines = doc.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION_TITLE)), None)
+    if start is None:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        doc = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
+    BENCHMARKS_MD.write_text(doc, encoding="utf-8")
+
+
+def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    table = [tuple(header), *(tuple(c.replace("**", "").replace("`", "") for c in row) for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def print_report(r: Results) -> None:
+    print_rows(MAIN_HEADER, table_rows(r))
+    print()
+    print_rows(HOST_HEADER, per_host_rows(r, wall_and_conns))
+    print()
+    print_rows(HOST_HEADER, per_host_rows(r, found_summary))
+    for line in disagreements(r):
+        print(f"  {line}")
+    print()
+    for text, ok, value in goals(r):
+        print(f"goal {text}: {'met' if ok else 'NOT met'} ({value})")
+    print(limits_header(r))
+    for line in tlsward_limits(r):
+        print(f"  {line}")
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+
+
+def check_deep_option() -> None:
+    help_text = quiet([tlsward_exe(), "scan", "--help"], timeout=60).stdout
+    if "--deep" not in help_text:
+        raise BenchError("this tlsward has no `scan --deep` yet")
+
+
+def one_pass(tools: Sequence[str], lab: Lab, proxy: CountingProxy, work: Path, r: Results, label: str) -> None:
+    for case in CASES:
+        for name in tools:
+            if case not in r.hosts[name]:
+                continue
+            run = run_tool(TOOLS[name], case, lab, proxy, work)
+            r.runs.append(run)
+            print(f"{label} {name:8} {case:14} {run.wall:7.2f} s {run.connections:5d} connections  "
+                  f"{run.found.summary()}", flush=True)
+            lab.alive()
+
+
+def measure(work: Path, r: Results) -> None:
+    check_deep_option()
+    r.versions["sslyze"] = ensure_sslyze()
+    r.versions.update(peer_versions())
+    r.versions["tlsward"] = quiet([tlsward_exe(), "--version"], timeout=60).stdout.strip().removeprefix("tlsward ")
+    r.commands = {name: tool.template for name, tool in TOOLS.items()}
+    r.nmap_root = os.geteuid() == 0
+    r.hosts = {name: list(TESTSSL_CASES if name == "testssl" else CASES) for name in TOOLS}
+    quick = Tool("tlsward-quick", "tlsward scan", tlsward_quick_command, parse_tlsward_quick, python=True)
+    with Lab(work / "lab") as lab, CountingProxy() as proxy:
+        print(f"lab on {HOST}, ports {', '.join(f'{c} {lab.ports[c]}' for c in CASES)}; warming up", flush=True)
+        for name in ("tlsward", "sslyze", "sslscan", "nmap"):
+            run_tool(TOOLS[name], CASES[0], lab, proxy, work)
+        one_pass(list(TOOLS), lab, proxy, work, r, "pass 1")
+        fast = [t for t in TOOLS if r.wall(t, r.hosts[t]) < FAST_SECONDS]
+        for repeat in range(2, REPEATS + 1):
+            one_pass(fast, lab, proxy, work, r, f"pass {repeat}")
+
+        versions = [run_measured([tlsward_exe(), "--version"], timeout=60, env=python_env(work)).wall
+                    for _ in range(REPEATS)]
+        r.tlsward_version_s = statistics.median(versions)
+        for _ in range(REPEATS):
+            r.tlsward_quick += [run_tool(quick, case, lab, proxy, work) for case in CASES]
+        r.batch = [tlsward_batch(lab, proxy, work) for _ in range(REPEATS)]
+        no_revocation = Tool("tlsward-norev", "tlsward", tlsward_no_revocation_command, parse_tlsward, python=True)
+        r.no_revocation_s = statistics.median(
+            run_tool(no_revocation, CASES[0], lab, proxy, work).wall for _ in range(REPEATS))
+        r.deep_first_s = statistics.median(x.wall for x in r.of("tlsward", CASES[0]))
+        r.imports_total_ms, r.imports = import_costs(work)
+        direct, proxied = [], []
+        for _ in range(PROXY_CHECK_RUNS):   # alternating, so that both see the same machine
+            direct.append(run_tool(TOOLS["sslscan"], PROXY_CHECK_CASE, lab, None, work).wall)
+            proxied.append(run_tool(TOOLS["sslscan"], PROXY_CHECK_CASE, lab, proxy, work))
+        r.sslscan_direct_s = statistics.median(direct)
+        r.sslscan_proxied_s = statistics.median(x.wall for x in proxied)
+        r.sslscan_proxied_connections = statistics.median(x.connections for x in proxied)
+        print(f"tlsward --version {r.tlsward_version_s:.2f} s; quick scan "
+              f"{statistics.median(x.wall for x in r.tlsward_quick):.2f} s; sslscan direct {r.sslscan_direct_s:.2f} s "
+              f"vs proxied {r.sslscan_proxied_s:.2f} s; all {len(CASES)} hosts in one tlsward run "
+              f"{statistics.median(w for w, _ in r.batch):.2f} s", flush=True)
+        # one more run first: sources edited during the benchmark are recompiled now, not in the profile
+        run_tool(TOOLS["tlsward"], CASES[0], lab, proxy, work)
+        profile_tlsward(CASES[0], lab, proxy, work, r)
+        lab.alive()
+
+
+def main() -> int:
+    r = Results(date=dt.date.today().isoformat(), machine=machine(), load_before=os.getloadavg()[0])
+    try:
+        with tempfile.TemporaryDirectory(prefix="tlsward-bench-deep-") as tmp:
+            measure(Path(tmp), r)
+        r.load_after = os.getloadavg()[0]
+    except BenchError as exc:
+        print(f"bench_deep: FAILED: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print_report(r)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    raw = {**asdict(r), "goals": [{"goal": text, "met": ok, "value": value} for text, ok, value in goals(r)]}
+    (RESULTS_DIR / "deep.json").write_text(json.dumps(raw, indent=2) + "\n")
+    refresh_section(markdown(r))
+    print(f"\nwrote the section {SECTION_TITLE[3:]!r} of {BENCHMARKS_MD.name} and bench/results/deep.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
