@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -122,35 +123,46 @@ def sha256_fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
+def verify_signature(key: CertificatePublicKeyTypes, signature: bytes, data: bytes,
+                     hash_algorithm: hashes.HashAlgorithm | None, parameters: object) -> bool:
+    """Does ``key`` verify ``signature`` over ``data``? Never raises. ``parameters`` is the padding (RSA) or
+    ``ec.ECDSA`` (EC) the signed object names; one place for certificates, CRLs and OCSP responses."""
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            if not isinstance(parameters, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
+                return False
+            key.verify(signature, data, parameters, hash_algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if isinstance(parameters, ec.ECDSA):
+                key.verify(signature, data, parameters)
+            elif hash_algorithm is not None:
+                key.verify(signature, data, ec.ECDSA(hash_algorithm))
+            else:
+                return False
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(signature, data)
+        elif isinstance(key, dsa.DSAPublicKey):
+            if hash_algorithm is None:
+                return False
+            key.verify(signature, data, hash_algorithm)
+        else:
+            return False
+    except Exception:
+        return False
+    return True
+
+
 def signature_verifies(cert: x509.Certificate, public_key: CertificatePublicKeyTypes) -> bool:
     """Does ``public_key`` verify ``cert``'s signature? Never raises.
 
     Verifies by hand with the padding/hash the certificate names, because cryptography's own
     ``verify_directly_issued_by`` refuses SHA-1 and other legacy algorithms that we must still diagnose.
     """
-    signature, tbs = cert.signature, cert.tbs_certificate_bytes
     try:
-        parameters = cert.signature_algorithm_parameters
-        hash_algorithm = cert.signature_hash_algorithm
-        if isinstance(public_key, rsa.RSAPublicKey):
-            if not isinstance(parameters, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
-                return False
-            public_key.verify(signature, tbs, parameters, hash_algorithm)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            if not isinstance(parameters, ec.ECDSA):
-                return False
-            public_key.verify(signature, tbs, parameters)
-        elif isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            public_key.verify(signature, tbs)
-        elif isinstance(public_key, dsa.DSAPublicKey):
-            if hash_algorithm is None:
-                return False
-            public_key.verify(signature, tbs, hash_algorithm)
-        else:
-            return False
+        parameters, hash_algorithm = cert.signature_algorithm_parameters, cert.signature_hash_algorithm
     except Exception:
         return False
-    return True
+    return verify_signature(public_key, cert.signature, cert.tbs_certificate_bytes, hash_algorithm, parameters)
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:

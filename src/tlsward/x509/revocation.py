@@ -37,7 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from tlsward.model.certificate import RevocationSource, RevocationState, RevocationStatus
 from tlsward.model.errors import CertificateError
-from tlsward.x509.facts import parse_der
+from tlsward.x509.facts import parse_der, verify_signature
 from tlsward.x509.validate import issued_by
 
 __all__ = [
@@ -345,30 +345,12 @@ def _ocsp_signing(cert: x509.Certificate) -> bool:
 
 def _verifies(key: CertificatePublicKeyTypes, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None,
               oid: x509.ObjectIdentifier) -> bool:
-    """Does ``key`` verify ``signature`` over ``data``? Never raises."""
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            if algorithm is None:
-                return False
-            pad: padding.AsymmetricPadding = (
-                padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.AUTO)
-                if oid == SignatureAlgorithmOID.RSASSA_PSS else padding.PKCS1v15())
-            key.verify(signature, data, pad, algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            if algorithm is None:
-                return False
-            key.verify(signature, data, ec.ECDSA(algorithm))
-        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            key.verify(signature, data)
-        elif isinstance(key, dsa.DSAPublicKey):
-            if algorithm is None:
-                return False
-            key.verify(signature, data, algorithm)
-        else:
-            return False
-    except Exception:
-        return False
-    return True
+    """Does ``key`` verify ``signature`` over ``data`` (a CRL or an OCSP response)? Never raises."""
+    parameters: object = None
+    if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+        parameters = (padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.AUTO)
+                      if oid == SignatureAlgorithmOID.RSASSA_PSS else padding.PKCS1v15())
+    return verify_signature(key, signature, data, algorithm, parameters)
 
 
 # --- AIA caIssuers ----------------------------------------------------------------------------------------
