@@ -219,3 +219,18 @@ def test_deep_scan_json_validates_and_carries_grade_and_policy(lab: LabState) ->
     assert legacy["grade"]["letter"] == "C" and "policy.violation" in finding_ids(legacy)
     closed = by_sni[lab.endpoint("closed").sni]
     assert closed["deep"] is None and closed["grade"] is None
+
+
+@pytest.mark.parametrize(("cert", "key", "message"), [
+    ("/nonexistent.pem", "/nonexistent.key", "--cert /nonexistent.pem: not a readable file"),
+    ("GARBAGE", "GARBAGE", "not a usable PEM cert"),
+    ("CLIENT", "OTHER", "does not match --cert"),
+])
+def test_bad_client_identity_is_one_line(lab: LabState, tmp_path: Path, cert: str, key: str, message: str) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    files = {"GARBAGE": str(garbage), "CLIENT": lab.client_cert,
+             "OTHER": str(Path(lab.state_dir) / "certs" / "healthy-rsa.key")}
+    proc = scan(lab, "--cert", files.get(cert, cert), "--key", files.get(key, key), target(lab, "mtls-required"))
+    assert proc.returncode == ExitCode.USAGE, explain(proc)
+    assert message in one_line(proc.stderr)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi, lib  # the message callback and group name are not wrapped by pyOpenSSL
 
+from tlsward.model.errors import UsageError
 from tlsward.model.registry import alert_name, cipher_name
 from tlsward.model.scan import ClientAuth, FailureKind, ProbeFailure, Session
 
@@ -87,15 +90,28 @@ def make_context(client: ClientIdentity | None = None, alpn: tuple[bytes, ...] =
         ctx.set_alpn_protos(list(alpn))
     ctx.set_ocsp_client_callback(_on_ocsp)
     if client is not None:
-        try:
-            ctx.use_certificate_chain_file(client.cert_file)
-            ctx.use_privatekey_file(client.key_file)
-        except SSL.Error as exc:
-            from tlsward.model.errors import UsageError
-
-            raise UsageError(f"--cert {client.cert_file} / --key {client.key_file}: cannot load ({exc})") from None
+        _load_client_identity(ctx, client)
     lib.SSL_CTX_set_msg_callback(ctx._context, _ON_MESSAGE)
     return ctx
+
+
+def _load_client_identity(ctx: SSL.Context, client: ClientIdentity) -> None:
+    """Load --cert/--key, or fail with one line that names the file and what is wrong with it."""
+    for flag, path in (("--cert", client.cert_file), ("--key", client.key_file)):
+        if not Path(path).is_file() or not os.access(path, os.R_OK):
+            raise UsageError(f"{flag} {path}: not a readable file")
+    steps = (("--cert", client.cert_file, ctx.use_certificate_chain_file),
+             ("--key", client.key_file, ctx.use_privatekey_file))
+    for flag, path, load in steps:
+        try:
+            load(path)
+        except SSL.Error as exc:
+            reasons = ", ".join(str(e[2]) for e in exc.args[0] if isinstance(e, tuple) and e[2]) or "unreadable"
+            raise UsageError(f"{flag} {path}: not a usable PEM {flag[2:]} ({reasons})") from None
+    try:
+        ctx.check_privatekey()
+    except SSL.Error:
+        raise UsageError(f"--key {client.key_file} does not match --cert {client.cert_file}") from None
 
 
 def _cipher_code(server_hello: bytes) -> int:
