@@ -146,7 +146,11 @@ class Scanner:
         while the first check is still running)."""
         key = (chain_der, stapled or b"", extra)
         entry = self._revocations.get(key)
-        if entry is None or not entry[0] <= now < entry[0] + self._chains.ttl:
+        if entry is not None and entry[1].done() and not entry[1].cancelled() and entry[1].exception() is None \
+                and entry[0] <= now < entry[0] + self._chains.ttl:
+            return entry[1].result()
+        if entry is None or not entry[0] <= now < entry[0] + self._chains.ttl or entry[1].done() \
+                or entry[1].get_loop() is not asyncio.get_running_loop():  # a Scanner may outlive one event loop
             if len(self._revocations) >= self._chains.size:
                 self._revocations.clear()
             task = asyncio.ensure_future(check_leaf(chain_der, self.options.revocation, self.revocation_cache, now,

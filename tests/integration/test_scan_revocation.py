@@ -64,3 +64,13 @@ def test_hard_mode_is_still_good_when_the_crl_answers(lab: LabState) -> None:
     result = scan(lab, "healthy-ecdsa", revocation="hard")
     assert result.revocation is not None and result.revocation.status == "good"
     assert "cert.revocation_unknown" not in ids(result)
+
+
+def test_one_scanner_serves_several_event_loops(lab: LabState) -> None:
+    """The revocation check is shared per chain; reusing a Scanner from a new event loop must still work."""
+    scanner = Scanner(ScanOptions(timeout=3.0, ca_files=(lab.ca_file,)))
+    target = Target.parse(lab.endpoint("revoked").target, connect=lab.host)
+    first = asyncio.run(scanner.scan_one(target))
+    second = asyncio.run(scanner.scan_one(target))
+    for result in (first, second):
+        assert result.revocation is not None and result.revocation.status == "revoked"
