@@ -32,32 +32,26 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import re
-import select
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+import common
+from common import HOST, BenchError, Lab, Measured
 
 from tlsward.lab.catalogue import case_named
-from tlsward.lab.server import find_free_plan
 
-HOST = "127.0.0.1"             # the only address this benchmark ever talks to
 CASES = ("healthy-rsa", "healthy-ecdsa", "tls12-only", "tls10-11", "static-rsa")
 TESTSSL_CASES = ("healthy-rsa", "tls10-11")   # testssl.sh is slow: a modern and a legacy host
 REPEATS = 3                    # runs per host for the fast tools
@@ -65,34 +59,15 @@ PROXY_CHECK_CASE = "tls10-11"  # sslscan straight to the lab and through the pro
 PROXY_CHECK_RUNS = 5
 FAST_SECONDS = 5.0             # a tool whose first pass took less than this per host (median) is run REPEATS times
 GOAL_FEWER_THAN_SSLYZE = 5.0   # tlsward opens at least 5x fewer connections per host than sslyze
-LAB_START_TIMEOUT = 60.0
 TIMEOUTS = {"tlsward": 120.0, "sslyze": 180.0, "sslscan": 120.0, "nmap": 300.0, "testssl": 600.0}
 PROXY_CONNECT_TIMEOUT = 5.0    # the proxy's connect to the lab
 PROXY_IDLE_TIMEOUT = 60.0      # a proxied connection silent this long in one direction is closed
 PROXY_SETTLE = 0.3             # after a tool exits: time for the proxy to accept what is still in its backlog
 PROXY_GRACE = 5.0              # then: time for its connections to finish before they are aborted
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-RESULTS_DIR = ROOT / "bench" / "results"
-PEERS_VENV = ROOT / "bench" / ".venv-peers"
 SECTION_TITLE = "## Deep scan (versions, suites, groups)"
-WRAP = 110                     # BENCHMARKS.md prose width
 VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 PEERS = ("sslyze", "sslscan", "nmap", "testssl")
-
-
-class BenchError(Exception):
-    """The benchmark cannot produce honest numbers (a tool failed, timed out, found the wrong thing, is missing)."""
-
-
-@dataclass
-class Measured:
-    """One process, measured on itself (``wait4``): wall-clock, CPU (user+sys, reaped children included)."""
-
-    returncode: int
-    wall: float
-    cpu: float
 
 
 @dataclass
@@ -122,11 +97,7 @@ class Run:
 
 
 @dataclass
-class Results:
-    date: str = ""
-    machine: str = ""
-    load_before: float = 0.0
-    load_after: float = 0.0
+class Results(common.RunInfo):
     versions: dict[str, str] = field(default_factory=dict)    # tool -> version
     commands: dict[str, str] = field(default_factory=dict)    # tool -> command line (placeholders)
     hosts: dict[str, list[str]] = field(default_factory=dict)  # tool -> cases it scanned
@@ -160,54 +131,7 @@ class Results:
         return min(len(self.of(tool, c)) for c in self.hosts[tool])
 
 
-# --- processes --------------------------------------------------------------------------------------------
-
-
-def python_env(work: Path) -> dict[str, str]:
-    """The environment of the Python tools measured (tlsward, sslyze): bytecode cached as in a normal install,
-    but in the work directory (nothing is written under src/)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    return env
-
-
-def run_measured(cmd: Sequence[str | Path], timeout: float, stdout: IO[bytes] | int = subprocess.DEVNULL,
-                 stderr: IO[bytes] | int = subprocess.DEVNULL, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> Measured:
-    """Run ``cmd`` in a process group of its own and measure it; the group is killed (and BenchError raised)
-    after ``timeout`` seconds (testssl.sh leaves openssl children behind otherwise)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
-                            cwd=cwd, start_new_session=True)
-    pidfd = os.pidfd_open(proc.pid)
-    try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
-        timed_out = not ready
-        if timed_out:
-            os.killpg(proc.pid, signal.SIGKILL)   # our own child's group: it is still unreaped, not recycled
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        os.close(pidfd)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if timed_out:
-        raise BenchError(f"{Path(str(cmd[0])).name} did not finish within {timeout:.0f}s: {' '.join(map(str, cmd))}")
-    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime)
-
-
-def quiet(cmd: Sequence[str | Path], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-
-
-def tlsward_exe() -> Path:
-    beside = Path(sys.executable).parent / "tlsward"
-    if beside.exists():
-        return beside
-    found = shutil.which("tlsward")
-    if found is None:
-        raise BenchError("the tlsward command is not installed (run `make install`)")
-    return Path(found)
+# --- text -------------------------------------------------------------------------------------------------
 
 
 def plural(count: int, noun: str) -> str:
@@ -314,76 +238,6 @@ class CountingProxy:
             writer.transport.abort()
 
 
-# --- the lab ----------------------------------------------------------------------------------------------
-
-
-class Lab:
-    """``python -m tlsward.lab`` as a separate process on free loopback ports; always stopped on exit."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        plan, sockets = find_free_plan(HOST)
-        for sock in sockets.values():
-            sock.close()
-        self.base = plan.base
-        self.ports: dict[str, int] = {}
-        self.names: dict[str, str] = {}
-        self.log_path = state_dir.parent / "lab.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def ca_file(self) -> Path:
-        return self.state_dir / "pki" / "ca-bundle.pem"
-
-    def __enter__(self) -> Lab:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tlsward.lab", "--state-dir", str(self.state_dir), "--host", HOST,
-                 "--base-port", str(self.base)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + LAB_START_TIMEOUT
-        while not (self.state_dir / "lab.json").exists():
-            if self.proc.poll() is not None:
-                raise BenchError(f"the lab exited with status {self.proc.returncode}: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"the lab did not publish lab.json within {LAB_START_TIMEOUT:.0f}s")
-            time.sleep(0.05)
-        state = json.loads((self.state_dir / "lab.json").read_text(encoding="utf-8"))
-        for endpoint in state["endpoints"]:
-            self.ports[endpoint["name"]] = int(endpoint["port"])
-            self.names[endpoint["name"]] = endpoint["sni"]
-        for case in CASES:
-            wait_listening(self.ports[case])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise BenchError(f"the lab died (status {self.proc.returncode}): {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "(empty log)"
-
-
-def wait_listening(port: int) -> None:
-    deadline = time.monotonic() + LAB_START_TIMEOUT
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.05)
-    raise BenchError(f"nothing listens on {HOST}:{port}")
-
-
 def expected_versions(case: str) -> list[str]:
     """The versions the lab serves on ``case``, in this benchmark's names (the catalogue says TLSv1)."""
     return sorted({"TLSv1": "TLSv1.0"}.get(v, v) for v in case_named(case).versions)
@@ -412,11 +266,12 @@ class Tool:
 
 
 def tlsward_command(t: Target) -> list[str | Path]:
-    return [tlsward_exe(), "scan", "--deep", "--json", "--connect", HOST, "--ca-file", t.ca, f"{t.name}:{t.port}"]
+    return [common.tlsward_exe(), "scan", "--deep", "--json", "--connect", HOST, "--ca-file", t.ca,
+            f"{t.name}:{t.port}"]
 
 
 def tlsward_quick_command(t: Target) -> list[str | Path]:
-    return [tlsward_exe(), "scan", "--json", "--connect", HOST, "--ca-file", t.ca, f"{t.name}:{t.port}"]
+    return [common.tlsward_exe(), "scan", "--json", "--connect", HOST, "--ca-file", t.ca, f"{t.name}:{t.port}"]
 
 
 def tlsward_no_revocation_command(t: Target) -> list[str | Path]:
@@ -427,7 +282,7 @@ def import_costs(work: Path) -> tuple[float, list[tuple[str, float]]]:
     """``python -X importtime -c 'import tlsward.cli.main'`` (what every tlsward command imports): total self
     time and the heaviest packages (tlsward's own by subpackage). Inflated by the measurement; shares matter."""
     cmd = [sys.executable, "-X", "importtime", "-c", "import tlsward.cli.main"]
-    runs = [subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=python_env(work), check=False)
+    runs = [subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=common.python_env(work), check=False)
             for _ in range(2)]   # the second one has the bytecode cached
     by_package: collections.Counter[str] = collections.Counter()
     for line in runs[-1].stderr.splitlines():
@@ -486,7 +341,7 @@ SSLYZE_VERSIONS = {"ssl_2_0_cipher_suites": "SSLv2", "ssl_3_0_cipher_suites": "S
 
 
 def sslyze_command(t: Target) -> list[str | Path]:
-    return [PEERS_VENV / "bin" / "sslyze", "--quiet", "--mozilla_config", "disable", *SSLYZE_COMMANDS,
+    return [common.SSLYZE, "--quiet", "--mozilla_config", "disable", *SSLYZE_COMMANDS,
             "--json_out", t.work / "out.json", f"{t.name}:{t.port}{{{HOST}}}"]
 
 
@@ -633,8 +488,8 @@ def run_tool(tool: Tool, case: str, lab: Lab, proxy: CountingProxy | None, work:
         target = Target(case, lab.names[case], lab.ports[case] if listener is None else listener.port, lab.ca_file,
                         run_dir)
         with (run_dir / "stdout").open("wb") as stdout, (run_dir / "stderr").open("wb") as stderr:
-            m = run_measured(tool.command(target), timeout=TIMEOUTS[tool.name.split("-")[0]], stdout=stdout,
-                             stderr=stderr, env=python_env(work) if tool.python else None, cwd=run_dir)
+            m = common.run_measured(tool.command(target), timeout=TIMEOUTS[tool.name.split("-")[0]], stdout=stdout,
+                                    stderr=stderr, env=common.python_env(work) if tool.python else None, cwd=run_dir)
     if listener is not None and listener.upstream_failures:
         raise BenchError(f"the proxy could not reach the lab for {listener.upstream_failures} of {tool.name}'s "
                          f"connections on {case}")
@@ -654,11 +509,11 @@ def tlsward_batch(lab: Lab, proxy: CountingProxy, work: Path) -> tuple[float, in
     with contextlib.ExitStack() as stack:
         listeners = {case: stack.enter_context(proxy.listen(lab.ports[case])) for case in CASES}
         (run_dir / "targets.txt").write_text("".join(f"{lab.names[c]}:{x.port}\n" for c, x in listeners.items()))
-        cmd: list[str | Path] = [tlsward_exe(), "scan", "--deep", "--json", "--connect", HOST, "--ca-file",
+        cmd: list[str | Path] = [common.tlsward_exe(), "scan", "--deep", "--json", "--connect", HOST, "--ca-file",
                                  lab.ca_file, "-f", run_dir / "targets.txt"]
         with (run_dir / "stdout").open("wb") as stdout, (run_dir / "stderr").open("wb") as stderr:
-            m = run_measured(cmd, timeout=TIMEOUTS["tlsward"] * 2, stdout=stdout, stderr=stderr,
-                             env=python_env(work), cwd=run_dir)
+            m = common.run_measured(cmd, timeout=TIMEOUTS["tlsward"] * 2, stdout=stdout, stderr=stderr,
+                                    env=common.python_env(work), cwd=run_dir)
     by_port = {x.port: case for case, x in listeners.items()}
     results = [json.loads(line) for line in (run_dir / "stdout").read_text().splitlines() if line.strip()]
     seen: dict[str, list[str]] = {}
@@ -678,34 +533,15 @@ def tlsward_batch(lab: Lab, proxy: CountingProxy, work: Path) -> tuple[float, in
 # --- peers ------------------------------------------------------------------------------------------------
 
 
-def ensure_sslyze() -> str:
-    """The latest sslyze from PyPI in bench/.venv-peers (created with the system python3 if missing)."""
-    python = PEERS_VENV / "bin" / "python"
-    if not python.exists():
-        system_python = shutil.which("python3") or "/usr/bin/python3"
-        print(f"creating {PEERS_VENV.relative_to(ROOT)} with {system_python}", flush=True)
-        made = quiet([system_python, "-m", "venv", PEERS_VENV], timeout=180)
-        if made.returncode != 0:
-            raise BenchError(f"cannot create {PEERS_VENV}: {made.stderr.strip()[-500:]}")
-    upgrade = quiet([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "sslyze"],
-                    timeout=600)
-    if upgrade.returncode != 0:
-        if not (PEERS_VENV / "bin" / "sslyze").exists():
-            raise BenchError(f"cannot install sslyze: {upgrade.stderr.strip()[-500:]}")
-        print("warning: could not upgrade sslyze; using the installed one", flush=True)
-    version = quiet([python, "-c", "import importlib.metadata as m; print(m.version('sslyze'))"], timeout=60)
-    return version.stdout.strip()
-
-
 def peer_versions() -> dict[str, str]:
     """Each Debian peer's version; BenchError when one is missing (``make bench`` installs them)."""
     missing = [exe for exe in ("sslscan", "nmap", "testssl") if shutil.which(exe) is None]
     if missing:
         raise BenchError(f"not installed: {', '.join(missing)} (`make bench` installs them: "
                          "scripts/install-system-deps.sh sslscan nmap testssl.sh)")
-    sslscan = re.search(r"\d+\.\d+\.\d+\S*", strip_ansi(quiet(["sslscan", "--version"], 30).stdout))
-    nmap = re.search(r"Nmap version (\S+)", quiet(["nmap", "--version"], 30).stdout)
-    testssl = re.search(r"testssl\S*\s+(\d\S*)", strip_ansi(quiet(["testssl", "--version"], 60).stdout))
+    sslscan = re.search(r"\d+\.\d+\.\d+\S*", strip_ansi(common.quiet(["sslscan", "--version"], 30).stdout))
+    nmap = re.search(r"Nmap version (\S+)", common.quiet(["nmap", "--version"], 30).stdout)
+    testssl = re.search(r"testssl\S*\s+(\d\S*)", strip_ansi(common.quiet(["testssl", "--version"], 60).stdout))
     return {"sslscan": sslscan.group(0) if sslscan else "?", "nmap": nmap.group(1) if nmap else "?",
             "testssl": testssl.group(1) if testssl else "?"}
 
@@ -715,44 +551,14 @@ def peer_versions() -> dict[str, str]:
 
 def profile_tlsward(case: str, lab: Lab, proxy: CountingProxy, work: Path, r: Results) -> None:
     """One py-spy run of a deep scan (not timed): where tlsward's CPU goes, by tlsward module."""
-    spy = Path(sys.executable).parent / "py-spy"
-    if not spy.exists():
-        found = shutil.which("py-spy")
-        if found is None:
-            r.profile_note = "py-spy not installed: no profile (`.venv/bin/pip install py-spy`)"
-            return
-        spy = Path(found)
-    raw = work / "profile.txt"
+    spy = common.find_py_spy()
+    if spy is None:   # known before a proxy listener is opened for nothing
+        r.profile_note = common.NO_PY_SPY
+        return
     with proxy.listen(lab.ports[case]) as listener:
         target = Target(case, lab.names[case], listener.port, lab.ca_file, work)
-        cmd: list[str | Path] = [spy, "record", "--format", "raw", "--rate", "500", "--output", raw, "--",
-                                 sys.executable, *tlsward_command(target)]
-        with (work / "py-spy.stderr").open("wb") as stderr:
-            m = run_measured(cmd, timeout=300, stderr=stderr, env=python_env(work))
-    if m.returncode not in (0, 1) or not raw.exists():
-        r.profile_note = f"py-spy failed (status {m.returncode}); see its stderr"
-        return
-    buckets: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        samples = int(count)
-        total += samples
-        frames = stack.split(";")
-        buckets[profile_bucket(frames)] += samples
-        own[re.sub(r"^.*/site-packages/|^.*/src/", "", frames[-1])] += samples
-    if not total:
-        r.profile_note = "py-spy recorded no samples"
-        return
-    r.profile = {name: round(100 * n / total, 1) for name, n in buckets.most_common()}
-    r.profile_top = [(frame, round(100 * n / total, 1)) for frame, n in own.most_common(12)]
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(raw, RESULTS_DIR / "deep-profile.txt")
-    r.profile_note = (f"py-spy, {total} samples at 500 Hz over one `--deep` scan of {case}; raw stacks in "
-                      "bench/results/deep-profile.txt")
+        common.py_spy_profile(r, spy, work, tlsward_command(target), 500, profile_bucket, "deep",
+                              f"one `--deep` scan of {case}", ok=(0, 1))
 
 
 def profile_bucket(frames: Sequence[str]) -> str:
@@ -769,24 +575,6 @@ def profile_bucket(frames: Sequence[str]) -> str:
 # --- report -----------------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.startswith("model name"):
-            cpu = " ".join(line.split(":", 1)[1].split())
-            break
-    distro = platform.platform(terse=True)
-    os_release = Path("/etc/os-release")
-    if os_release.exists():
-        match = re.search(r'^PRETTY_NAME="?([^"\n]*)', os_release.read_text(), re.MULTILINE)
-        distro = match.group(1) if match else distro
-    memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal:")), 0)
-    openssl = quiet(["openssl", "version"], timeout=30).stdout.split(" (")[0].strip()
-    return (f"{os.cpu_count()} cores ({cpu or platform.machine()}), {memory_kib / 2**20:.0f} GiB, {distro}, "
-            f"{openssl}, Python {platform.python_version()}")
-
-
 def fmt_conns(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
@@ -798,7 +586,7 @@ def ratios(r: Results, peer: str) -> tuple[float, float, float, float]:
             r.connections(peer, hosts))
 
 
-def goals(r: Results) -> list[tuple[str, bool, str]]:
+def goals(r: Results) -> list[common.Goal]:
     out = []
     for peer in PEERS:
         tw, pw, _, _ = ratios(r, peer)
@@ -955,29 +743,12 @@ def limits_header(r: Results) -> str:
             "rest:").replace("  ", " ")
 
 
-def wrap(block: str) -> str:
-    """Wrap one paragraph or ``- `` bullet to the width of BENCHMARKS.md (tables and blanks untouched)."""
-    if not block or block.startswith("|") or block.startswith("#"):
-        return block
-    bullet = block.startswith("- ")
-    return textwrap.fill(block.removeprefix("- ") if bullet else block, WRAP, initial_indent="- " if bullet else "",
-                         subsequent_indent="  " if bullet else "", break_long_words=False, break_on_hyphens=False)
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in rows)]
-
-
 MAIN_HEADER = ("tool", "hosts", "runs per host", "wall s per host", "connections per host", "speed: tlsward / tool",
                "connections: tool / tlsward")
 HOST_HEADER = ("host", "versions served", "tlsward", "sslyze", "sslscan", "nmap", "testssl.sh")
 
 
 def markdown(r: Results) -> str:
-    goal_lines = [f"- {text}: **{'met' if ok else 'NOT met'}** ({value})" for text, ok, value in goals(r)]
-    load = (f" The machine was shared during the run (load average {r.load_before:.1f} before, "
-            f"{r.load_after:.1f} after): absolute times are noisy, the ratios come from the same run."
-            if max(r.load_before, r.load_after) >= 0.5 else "")
     commands = "; ".join(f"{TOOLS[t].label.replace('**', '')}: `{r.commands[t]}`" for t in ("tlsward", *PEERS))
     blocks = [
         f"{SECTION_TITLE} (`bench/bench_deep.py`)",
@@ -997,62 +768,40 @@ def markdown(r: Results) -> str:
            "nmap ran unprivileged: its port check is one TCP connect, counted. ")
         + f"Commands: {commands}.",
         "",
-        *md_table(MAIN_HEADER, table_rows(r)),
+        *common.md_table(MAIN_HEADER, table_rows(r)),
         "",
         "Per host (median wall-clock, median connections with the range across runs when they differ):",
         "",
-        *md_table(HOST_HEADER, per_host_rows(r, wall_and_conns)),
+        *common.md_table(HOST_HEADER, per_host_rows(r, wall_and_conns)),
         "",
         "What each tool found (accepted versions, accepted suites summed over versions, groups; nmap's script does "
         "not enumerate groups):",
         "",
-        *md_table(HOST_HEADER, per_host_rows(r, found_summary)),
+        *common.md_table(HOST_HEADER, per_host_rows(r, found_summary)),
         "",
         *([f"- {line}" for line in disagreements(r)] + [""] if disagreements(r) else []),
-        *goal_lines,
+        *common.goal_lines(goals(r)),
         "",
         limits_header(r),
         "",
         *(f"- {line}" for line in tlsward_limits(r)),
         "",
-        f"Measured {r.date} on {r.machine}; tlsward {r.versions['tlsward']}.{load} Reproduce: `make bench` "
-        "(only this benchmark: `make bench BENCH=deep`); raw numbers in `bench/results/deep.json`.",
+        common.measured_on(r, r.versions['tlsward'], "deep", "times"),
         "",
     ]
-    return "\n".join(wrap(block) for block in blocks)
-
-
-def refresh_section(text: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it)."""
-    doc = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION_TITLE)), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        doc = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-    BENCHMARKS_MD.write_text(doc, encoding="utf-8")
-
-
-def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    table = [tuple(header), *(tuple(c.replace("**", "").replace("`", "") for c in row) for row in rows)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return "\n".join(common.wrap(block) for block in blocks)
 
 
 def print_report(r: Results) -> None:
-    print_rows(MAIN_HEADER, table_rows(r))
+    common.print_rows(MAIN_HEADER, table_rows(r))
     print()
-    print_rows(HOST_HEADER, per_host_rows(r, wall_and_conns))
+    common.print_rows(HOST_HEADER, per_host_rows(r, wall_and_conns))
     print()
-    print_rows(HOST_HEADER, per_host_rows(r, found_summary))
+    common.print_rows(HOST_HEADER, per_host_rows(r, found_summary))
     for line in disagreements(r):
         print(f"  {line}")
     print()
-    for text, ok, value in goals(r):
-        print(f"goal {text}: {'met' if ok else 'NOT met'} ({value})")
+    common.print_goals(goals(r))
     print(limits_header(r))
     for line in tlsward_limits(r):
         print(f"  {line}")
@@ -1062,7 +811,7 @@ def print_report(r: Results) -> None:
 
 
 def check_deep_option() -> None:
-    help_text = quiet([tlsward_exe(), "scan", "--help"], timeout=60).stdout
+    help_text = common.quiet([common.tlsward_exe(), "scan", "--help"], timeout=60).stdout
     if "--deep" not in help_text:
         raise BenchError("this tlsward has no `scan --deep` yet")
 
@@ -1081,14 +830,14 @@ def one_pass(tools: Sequence[str], lab: Lab, proxy: CountingProxy, work: Path, r
 
 def measure(work: Path, r: Results) -> None:
     check_deep_option()
-    r.versions["sslyze"] = ensure_sslyze()
+    _, r.versions["sslyze"] = common.ensure_sslyze()
     r.versions.update(peer_versions())
-    r.versions["tlsward"] = quiet([tlsward_exe(), "--version"], timeout=60).stdout.strip().removeprefix("tlsward ")
+    r.versions["tlsward"] = common.tlsward_version()
     r.commands = {name: tool.template for name, tool in TOOLS.items()}
     r.nmap_root = os.geteuid() == 0
     r.hosts = {name: list(TESTSSL_CASES if name == "testssl" else CASES) for name in TOOLS}
     quick = Tool("tlsward-quick", "tlsward scan", tlsward_quick_command, parse_tlsward_quick, python=True)
-    with Lab(work / "lab") as lab, CountingProxy() as proxy:
+    with Lab(work / "lab", CASES) as lab, CountingProxy() as proxy:
         print(f"lab on {HOST}, ports {', '.join(f'{c} {lab.ports[c]}' for c in CASES)}; warming up", flush=True)
         for name in ("tlsward", "sslyze", "sslscan", "nmap"):
             run_tool(TOOLS[name], CASES[0], lab, proxy, work)
@@ -1097,8 +846,8 @@ def measure(work: Path, r: Results) -> None:
         for repeat in range(2, REPEATS + 1):
             one_pass(fast, lab, proxy, work, r, f"pass {repeat}")
 
-        versions = [run_measured([tlsward_exe(), "--version"], timeout=60, env=python_env(work)).wall
-                    for _ in range(REPEATS)]
+        versions = [common.run_measured([common.tlsward_exe(), "--version"], timeout=60,
+                                        env=common.python_env(work)).wall for _ in range(REPEATS)]
         r.tlsward_version_s = statistics.median(versions)
         for _ in range(REPEATS):
             r.tlsward_quick += [run_tool(quick, case, lab, proxy, work) for case in CASES]
@@ -1126,21 +875,12 @@ def measure(work: Path, r: Results) -> None:
 
 
 def main() -> int:
-    r = Results(date=dt.date.today().isoformat(), machine=machine(), load_before=os.getloadavg()[0])
-    try:
-        with tempfile.TemporaryDirectory(prefix="tlsward-bench-deep-") as tmp:
-            measure(Path(tmp), r)
-        r.load_after = os.getloadavg()[0]
-    except BenchError as exc:
-        print(f"bench_deep: FAILED: {exc}", file=sys.stderr)
+    r = Results()
+    if not common.measure_in("deep", r, lambda work: measure(work, r)):
         return 1
     print()
     print_report(r)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    raw = {**asdict(r), "goals": [{"goal": text, "met": ok, "value": value} for text, ok, value in goals(r)]}
-    (RESULTS_DIR / "deep.json").write_text(json.dumps(raw, indent=2) + "\n")
-    refresh_section(markdown(r))
-    print(f"\nwrote the section {SECTION_TITLE[3:]!r} of {BENCHMARKS_MD.name} and bench/results/deep.json")
+    common.publish("deep", SECTION_TITLE, {**asdict(r), "goals": common.goals_json(goals(r))}, markdown(r))
     return 0
 
 

@@ -28,28 +28,24 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import datetime as dt
 import json
 import os
-import platform
 import re
-import select
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+import common
+from common import HOST, BenchError, Lab, Measured
 
 from tlsward.lab.catalogue import case_named
-from tlsward.lab.server import find_free_plan
 
-HOST = "127.0.0.1"            # the only address this benchmark ever talks to
 CASE = "wildcard"
 TARGETS = 1000
 BIG_TARGETS = 4000            # memory check: peak RSS at 4x the targets
@@ -62,15 +58,9 @@ SSLYZE_BUDGET = 180.0         # seconds the full sslyze run may be projected to 
 SSLYZE_SUBSET_MIN = 200
 GOAL_VS_S_TIME = 0.70         # tlsward handshakes/s >= 70% of openssl s_time's
 GOAL_VS_SSLYZE = 10.0         # tlsward targets/s >= 10x sslyze's
-LAB_START_TIMEOUT = 60.0
 CLIENT_TIMEOUT = 10.0         # one openssl s_client
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-RESULTS_DIR = ROOT / "bench" / "results"
-PEERS_VENV = ROOT / "bench" / ".venv-peers"
 SECTION_TITLE = "## Quick scan of 1,000 loopback endpoints"
-WRAP = 110                    # BENCHMARKS.md prose width
 
 # py-spy samples are put in the first matching bucket, checked in this order against the whole stack.
 PROFILE_BUCKETS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -82,20 +72,6 @@ PROFILE_BUCKETS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("findings rules", re.compile(r"tlsward/rules/")),
     ("JSON output", re.compile(r"tlsward/report/|json/encoder\.py|json/__init__\.py")),
 )
-
-
-class BenchError(Exception):
-    """The benchmark cannot produce honest numbers (a tool failed, timed out, or is missing)."""
-
-
-@dataclass
-class Measured:
-    """One process, measured on itself (``wait4``): wall-clock, CPU (user+sys) and peak RSS."""
-
-    returncode: int
-    wall: float
-    cpu: float
-    max_rss_kib: int
 
 
 @dataclass
@@ -113,11 +89,7 @@ class TlswardRun:
 
 
 @dataclass
-class Results:
-    date: str = ""
-    machine: str = ""
-    load_before: float = 0.0
-    load_after: float = 0.0
+class Results(common.RunInfo):
     port: int = 0
     domain: str = ""
     tlsward_version: str = ""
@@ -169,113 +141,12 @@ class Results:
         return self.sslyze_targets / self.sslyze_wall
 
 
-# --- processes --------------------------------------------------------------------------------------------
-
-
-def python_env(work: Path) -> dict[str, str]:
-    """The environment of the Python tools measured (tlsward, sslyze): bytecode is cached, as in a normal
-    install, but in the work directory (an editable tlsward would otherwise compile its sources at every start
-    where PYTHONDONTWRITEBYTECODE is set; and nothing is written under src/)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    return env
-
-
-def run_measured(cmd: Sequence[str | Path], timeout: float, stdout: IO[bytes] | int = subprocess.DEVNULL,
-                 stderr: IO[bytes] | int = subprocess.DEVNULL, env: dict[str, str] | None = None) -> Measured:
-    """Run ``cmd`` and measure that process alone; killed (and BenchError raised) after ``timeout`` seconds."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env)
-    pidfd = os.pidfd_open(proc.pid)
-    try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
-        timed_out = not ready
-        if timed_out:
-            proc.kill()   # still our unreaped child: the pid cannot have been recycled
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        os.close(pidfd)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if timed_out:
-        raise BenchError(f"{Path(str(cmd[0])).name} did not finish within {timeout:.0f}s: {' '.join(map(str, cmd))}")
-    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
-
-
-def quiet(cmd: Sequence[str | Path], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-
-
-def tlsward_exe() -> Path:
-    beside = Path(sys.executable).parent / "tlsward"
-    if beside.exists():
-        return beside
-    found = shutil.which("tlsward")
-    if found is None:
-        raise BenchError("the tlsward command is not installed (run `make install`)")
-    return Path(found)
-
-
-# --- the lab ----------------------------------------------------------------------------------------------
-
-
-class Lab:
-    """``python -m tlsward.lab`` as a separate process on free loopback ports; always stopped on exit."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        plan, sockets = find_free_plan(HOST)
-        for sock in sockets.values():
-            sock.close()
-        self.port = plan.ports[CASE]
-        self.base = plan.base
-        self.log_path = state_dir.parent / "lab.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def ca_file(self) -> Path:
-        return self.state_dir / "pki" / "ca-bundle.pem"
-
-    def __enter__(self) -> Lab:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tlsward.lab", "--state-dir", str(self.state_dir), "--host", HOST,
-                 "--base-port", str(self.base)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + LAB_START_TIMEOUT
-        while not (self.state_dir / "lab.json").exists():
-            if self.proc.poll() is not None:
-                raise BenchError(f"the lab exited with status {self.proc.returncode}: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"the lab did not publish lab.json within {LAB_START_TIMEOUT:.0f}s")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise BenchError(f"the lab died (status {self.proc.returncode}): {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "(empty log)"
-
-
 # --- tlsward ----------------------------------------------------------------------------------------------
 
 
 def tlsward_cmd(listfile: Path, ca: Path, concurrency: int, per_host: int | None) -> list[str | Path]:
-    cmd: list[str | Path] = [tlsward_exe(), "scan", "-f", listfile, "--connect", HOST, "--ca-file", ca, "--json",
-                             "--concurrency", str(concurrency)]
+    cmd: list[str | Path] = [common.tlsward_exe(), "scan", "-f", listfile, "--connect", HOST, "--ca-file", ca,
+                             "--json", "--concurrency", str(concurrency)]
     return cmd if per_host is None else [*cmd, "--per-host", str(per_host)]
 
 
@@ -321,8 +192,8 @@ def tlsward_scan(work: Path, listfile: Path, names: Sequence[str], ca: Path, con
                  per_host: int | None = None) -> TlswardRun:
     out = work / f"tlsward-{len(names)}-{concurrency}.jsonl"
     with out.open("wb") as stdout, (work / "tlsward.stderr").open("ab") as stderr:
-        m = run_measured(tlsward_cmd(listfile, ca, concurrency, per_host), timeout=60 + len(names) / 10,
-                         stdout=stdout, stderr=stderr, env=python_env(work))
+        m = common.run_measured(tlsward_cmd(listfile, ca, concurrency, per_host), timeout=60 + len(names) / 10,
+                                stdout=stdout, stderr=stderr, env=common.python_env(work))
     check_tlsward_output(out, names, m.returncode)
     out.unlink()
     return TlswardRun(len(names), concurrency, m.wall, m.cpu, m.max_rss_kib, per_host)
@@ -331,44 +202,14 @@ def tlsward_scan(work: Path, listfile: Path, names: Sequence[str], ca: Path, con
 def profile_tlsward(work: Path, listfile: Path, ca: Path, concurrency: int, per_host: int | None,
                     results: Results) -> None:
     """One py-spy run (not timed): where tlsward's CPU goes, in buckets and top self-time frames."""
-    spy = Path(sys.executable).parent / "py-spy"
-    if not spy.exists():
-        found = shutil.which("py-spy")
-        if found is None:
-            results.profile_note = "py-spy not installed: no profile (`.venv/bin/pip install py-spy`)"
-            return
-        spy = Path(found)
-    raw = work / "profile.txt"
-    cmd: list[str | Path] = [spy, "record", "--format", "raw", "--rate", "200", "--output", raw, "--",
-                             sys.executable, *tlsward_cmd(listfile, ca, concurrency, per_host)]
-    with (work / "py-spy.stderr").open("wb") as stderr:
-        m = run_measured(cmd, timeout=300, stderr=stderr, env=python_env(work))
-    if m.returncode != 0 or not raw.exists():
-        results.profile_note = f"py-spy failed (status {m.returncode}); see its stderr"
-        return
-    buckets: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        samples = int(count)
-        total += samples
-        frames = stack.split(";")
-        bucket = next((name for name, pattern in PROFILE_BUCKETS if any(pattern.search(f) for f in frames)),
-                      "event loop, sockets, engine, other")
-        buckets[bucket] += samples
-        own[re.sub(r"^.*/site-packages/|^.*/src/", "", frames[-1])] += samples
-    if not total:
-        results.profile_note = "py-spy recorded no samples"
-        return
-    results.profile = {name: round(100 * n / total, 1) for name, n in buckets.most_common()}
-    results.profile_top = [(frame, round(100 * n / total, 1)) for frame, n in own.most_common(12)]
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(raw, RESULTS_DIR / "scan-profile.txt")
-    results.profile_note = (f"py-spy, {total} samples at 200 Hz over one scan of {TARGETS:,} targets; raw stacks "
-                            "in bench/results/scan-profile.txt")
+    common.py_spy_profile(results, common.find_py_spy(), work, tlsward_cmd(listfile, ca, concurrency, per_host), 200,
+                          profile_bucket, "scan", f"one scan of {TARGETS:,} targets")
+
+
+def profile_bucket(frames: Sequence[str]) -> str:
+    """The first of PROFILE_BUCKETS that matches a frame of the stack."""
+    return next((name for name, pattern in PROFILE_BUCKETS if any(pattern.search(f) for f in frames)),
+                "event loop, sockets, engine, other")
 
 
 # --- openssl ----------------------------------------------------------------------------------------------
@@ -376,8 +217,8 @@ def profile_tlsward(work: Path, listfile: Path, ca: Path, concurrency: int, per_
 
 def s_time(port: int) -> float:
     """Handshakes per second reached by ``openssl s_time -new`` against 127.0.0.1:port."""
-    out = quiet(["openssl", "s_time", "-connect", f"{HOST}:{port}", "-new", "-time", str(S_TIME_SECONDS)],
-                timeout=S_TIME_SECONDS * 6).stdout
+    out = common.quiet(["openssl", "s_time", "-connect", f"{HOST}:{port}", "-new", "-time", str(S_TIME_SECONDS)],
+                       timeout=S_TIME_SECONDS * 6).stdout
     match = re.search(r"(\d+) connections in ([\d.]+) real seconds", out)
     if not match:
         raise BenchError(f"could not read openssl s_time output:\n{out}")
@@ -413,26 +254,6 @@ def openssl_loop(names: Sequence[str], port: int, ca: Path, workers: int) -> flo
 # --- sslyze -----------------------------------------------------------------------------------------------
 
 
-def ensure_sslyze() -> tuple[Path, str]:
-    """The latest sslyze from PyPI in bench/.venv-peers (created with the system python3 if missing)."""
-    python = PEERS_VENV / "bin" / "python"
-    if not python.exists():
-        system_python = shutil.which("python3") or "/usr/bin/python3"
-        print(f"creating {PEERS_VENV.relative_to(ROOT)} with {system_python}", flush=True)
-        made = quiet([system_python, "-m", "venv", PEERS_VENV], timeout=180)
-        if made.returncode != 0:
-            raise BenchError(f"cannot create {PEERS_VENV}: {made.stderr.strip()[-500:]}")
-    upgrade = quiet([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "sslyze"],
-                    timeout=600)
-    sslyze = PEERS_VENV / "bin" / "sslyze"
-    if upgrade.returncode != 0:
-        if not sslyze.exists():
-            raise BenchError(f"cannot install sslyze: {upgrade.stderr.strip()[-500:]}")
-        print("warning: could not upgrade sslyze; using the installed one", flush=True)
-    version = quiet([python, "-c", "import importlib.metadata as m; print(m.version('sslyze'))"], timeout=60)
-    return sslyze, version.stdout.strip()
-
-
 def sslyze_scan(work: Path, sslyze: Path, names: Sequence[str], port: int, ca: Path, timeout: float) -> Measured:
     listfile = work / f"sslyze-{len(names)}.txt"
     listfile.write_text("".join(f"{name}:{port}{{{HOST}}}\n" for name in names))
@@ -440,7 +261,7 @@ def sslyze_scan(work: Path, sslyze: Path, names: Sequence[str], port: int, ca: P
     cmd: list[str | Path] = [sslyze, "--quiet", "--certinfo", "--certinfo_ca_file", ca, "--targets_in", listfile,
                              "--json_out", out]
     with (work / "sslyze.stderr").open("ab") as stderr:
-        m = run_measured(cmd, timeout=timeout, stderr=stderr, env=python_env(work))
+        m = common.run_measured(cmd, timeout=timeout, stderr=stderr, env=common.python_env(work))
     if m.returncode != 0 or not out.exists():
         raise BenchError(f"sslyze exited with status {m.returncode} (stderr in {work / 'sslyze.stderr'})")
     check_sslyze_output(out, names)
@@ -471,29 +292,11 @@ def check_sslyze_output(path: Path, names: Sequence[str]) -> None:
 # --- report -----------------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.startswith("model name"):
-            cpu = " ".join(line.split(":", 1)[1].split())
-            break
-    distro = platform.platform(terse=True)
-    os_release = Path("/etc/os-release")
-    if os_release.exists():
-        match = re.search(r'^PRETTY_NAME="?([^"\n]*)', os_release.read_text(), re.MULTILINE)
-        distro = match.group(1) if match else distro
-    memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal:")), 0)
-    openssl = quiet(["openssl", "version"], timeout=30).stdout.split(" (")[0].strip()
-    return (f"{os.cpu_count()} cores ({cpu or platform.machine()}), {memory_kib / 2**20:.0f} GiB, {distro}, "
-            f"{openssl}, Python {platform.python_version()}")
-
-
 def mib(kib: int) -> str:
     return f"{kib / 1024:.0f} MiB"
 
 
-def goals(r: Results) -> list[tuple[str, bool, str]]:
+def goals(r: Results) -> list[common.Goal]:
     vs_sslyze = r.tlsward_rate / r.sslyze_rate
     vs_s_time = r.tlsward_steady_rate / r.s_time_rate   # s_time counts no start-up either
     return [
@@ -565,28 +368,16 @@ def table_rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
     ]
 
 
-def wrap(block: str) -> str:
-    """Wrap one paragraph or ``- `` bullet to the width of BENCHMARKS.md (tables and blanks untouched)."""
-    if not block or block.startswith("|") or block.startswith("#"):
-        return block
-    bullet = block.startswith("- ")
-    return textwrap.fill(block.removeprefix("- ") if bullet else block, WRAP, initial_indent="- " if bullet else "",
-                         subsequent_indent="  " if bullet else "", break_long_words=False, break_on_hyphens=False)
+TABLE_HEADER = ("tool", "targets", "wall s", "throughput", "peak RSS", "tlsward / tool")
 
 
 def markdown(r: Results) -> str:
-    header = ("| tool | targets | wall s | throughput | peak RSS | tlsward / tool |", "|---|---|---|---|---|---|")
-    rows = [f"| {' | '.join(row)} |" for row in table_rows(r)]
     sweep = ", ".join(
         f"{c}: {statistics.median(x.rate for x in r.sweep if x.concurrency == c):.0f} targets/s"
         for c in CONCURRENCY)
     big = r.big
     assert big is not None
-    goal_lines = [f"- {text}: **{'met' if ok else 'NOT met'}** ({value})" for text, ok, value in goals(r)]
     missed = not all(ok for _, ok, _ in goals(r))
-    load = (f" The machine was shared during the run (load average {r.load_before:.1f} before, "
-            f"{r.load_after:.1f} after): absolute rates are noisy, the ratios come from the same run."
-            if max(r.load_before, r.load_after) >= 0.5 else "")
     blocks = [
         f"{SECTION_TITLE} (`bench/bench_scan.py`)",
         "",
@@ -606,8 +397,7 @@ def markdown(r: Results) -> str:
         "certificates costs more per target; and `openssl s_time` makes one connection at a time, so its rate is "
         "one client's handshake latency, not the lab's capacity, which concurrent clients can exceed.",
         "",
-        *header,
-        *rows,
+        *common.md_table(TABLE_HEADER, table_rows(r)),
         "",
         f"- tlsward concurrency sweep (median of {REPEATS} runs, {TARGETS:,} targets): {sweep}.",
         *([f"- With tlsward's default per-address gate (no `--per-host`; all {TARGETS:,} targets share 127.0.0.1) "
@@ -616,41 +406,22 @@ def markdown(r: Results) -> str:
         f"- Peak RSS of the tlsward process: **{mib(r.rss_1k_kib)} at {TARGETS:,} targets, {mib(big.max_rss_kib)} "
         f"at {big.targets:,}** ({big.rate:.0f} targets/s): memory stays flat.",
         f"- sslyze: {r.sslyze_note}",
-        *goal_lines,
+        *common.goal_lines(goals(r)),
         "",
         *(["Why the goals are not met (likely bottleneck):", "", *(f"- {line}" for line in bottleneck(r)), ""]
           if missed else ["Where the time goes: " + " ".join(bottleneck(r)), ""]),
-        f"Measured {r.date} on {r.machine}; tlsward {r.tlsward_version}.{load} Reproduce: `make bench` "
-        "(only this benchmark: `make bench BENCH=scan`); raw numbers in `bench/results/scan.json`.",
+        common.measured_on(r, r.tlsward_version, "scan", "rates"),
         "",
     ]
-    return "\n".join(wrap(block) for block in blocks)
-
-
-def refresh_section(text: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it)."""
-    doc = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION_TITLE)), None)
-    if start is None:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        doc = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-    BENCHMARKS_MD.write_text(doc, encoding="utf-8")
+    return "\n".join(common.wrap(block) for block in blocks)
 
 
 def print_table(r: Results) -> None:
-    rows = [("tool", "targets", "wall s", "throughput", "peak RSS", "tlsward/tool"), *table_rows(r)]
-    rows = [tuple(cell.replace("**", "").replace("`", "") for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    common.print_rows(("tool", "targets", "wall s", "throughput", "peak RSS", "tlsward/tool"), table_rows(r))
     assert r.big is not None
     print(f"peak RSS tlsward: {mib(r.rss_1k_kib)} at {TARGETS:,} targets, {mib(r.big.max_rss_kib)} at "
           f"{r.big.targets:,}")
-    for text, ok, value in goals(r):
-        print(f"goal {text}: {'met' if ok else 'NOT met'} ({value})")
+    common.print_goals(goals(r))
     for line in bottleneck(r):
         print(f"  {line}")
 
@@ -668,25 +439,25 @@ def write_list(path: Path, names: Sequence[str], port: int) -> Path:
 
 
 def measure(work: Path, r: Results) -> None:
-    sslyze, r.sslyze_version = ensure_sslyze()
-    r.tlsward_version = quiet([tlsward_exe(), "--version"], timeout=60).stdout.strip().removeprefix("tlsward ")
-    r.per_host_option = "--per-host" in quiet([tlsward_exe(), "scan", "--help"], timeout=60).stdout
+    sslyze, r.sslyze_version = common.ensure_sslyze()
+    r.tlsward_version = common.tlsward_version()
+    r.per_host_option = "--per-host" in common.quiet([common.tlsward_exe(), "scan", "--help"], timeout=60).stdout
     r.domain = case_named(CASE).sni.split(".", 1)[1]
     names = names_for(r.domain, TARGETS)
     big_names = names_for(r.domain, BIG_TARGETS)
-    with Lab(work / "lab") as lab:
-        r.port = lab.port
+    with Lab(work / "lab", (CASE,)) as lab:
+        r.port = port = lab.ports[CASE]
         ca = lab.ca_file
-        listfile = write_list(work / "targets-1k.txt", names, lab.port)
-        big_list = write_list(work / "targets-4k.txt", big_names, lab.port)
-        one = write_list(work / "targets-1.txt", names[:1], lab.port)
+        listfile = write_list(work / "targets-1k.txt", names, port)
+        big_list = write_list(work / "targets-4k.txt", big_names, port)
+        one = write_list(work / "targets-1.txt", names[:1], port)
 
-        print(f"lab on {HOST}:{lab.port} ({CASE}); warming up", flush=True)
-        tlsward_scan(work, write_list(work / "warm.txt", names[:50], lab.port), names[:50], ca, CONCURRENCY[0])
+        print(f"lab on {HOST}:{port} ({CASE}); warming up", flush=True)
+        tlsward_scan(work, write_list(work / "warm.txt", names[:50], port), names[:50], ca, CONCURRENCY[0])
         singles = [tlsward_scan(work, one, names[:1], ca, 1) for _ in range(3)]
         r.startup_s = statistics.median(x.wall for x in singles)
         r.startup_cpu = statistics.median(x.cpu for x in singles)
-        r.s_time_rates.append(s_time(lab.port))
+        r.s_time_rates.append(s_time(port))
         print(f"openssl s_time: {r.s_time_rates[-1]:.0f} handshakes/s; tlsward start-up {r.startup_s:.2f} s",
               flush=True)
 
@@ -710,15 +481,15 @@ def measure(work: Path, r: Results) -> None:
 
         r.big = tlsward_scan(work, big_list, big_names, ca, r.best_concurrency, r.gate(r.best_concurrency))
         print(f"tlsward {BIG_TARGETS:,} targets: {r.big.wall:.2f} s, rss {mib(r.big.max_rss_kib)}", flush=True)
-        r.s_time_rates.append(s_time(lab.port))
+        r.s_time_rates.append(s_time(port))
 
-        r.openssl_sequential_rate = openssl_loop(names, lab.port, ca, 1)
-        r.openssl_parallel_rate = openssl_loop(names, lab.port, ca, OPENSSL_PARALLEL)
+        r.openssl_sequential_rate = openssl_loop(names, port, ca, 1)
+        r.openssl_parallel_rate = openssl_loop(names, port, ca, OPENSSL_PARALLEL)
         print(f"openssl s_client loop: {r.openssl_sequential_rate:.0f} targets/s sequential, "
               f"{r.openssl_parallel_rate:.0f} with {OPENSSL_PARALLEL} in parallel", flush=True)
         lab.alive()
 
-        pilot = sslyze_scan(work, sslyze, names[:SSLYZE_PILOT], lab.port, ca, timeout=SSLYZE_BUDGET)
+        pilot = sslyze_scan(work, sslyze, names[:SSLYZE_PILOT], port, ca, timeout=SSLYZE_BUDGET)
         projected = pilot.wall * TARGETS / SSLYZE_PILOT
         if projected <= SSLYZE_BUDGET:
             count = TARGETS
@@ -731,7 +502,7 @@ def measure(work: Path, r: Results) -> None:
                              f"projected {projected:.0f} s for all of them, over the {SSLYZE_BUDGET:.0f} s budget); "
                              "throughputs (targets/s) are compared.")
         print(f"sslyze pilot: {SSLYZE_PILOT} targets in {pilot.wall:.2f} s; scanning {count:,}", flush=True)
-        full = sslyze_scan(work, sslyze, names[:count], lab.port, ca, timeout=max(2 * SSLYZE_BUDGET, 3 * projected))
+        full = sslyze_scan(work, sslyze, names[:count], port, ca, timeout=max(2 * SSLYZE_BUDGET, 3 * projected))
         r.sslyze_targets, r.sslyze_wall, r.sslyze_max_rss_kib = count, full.wall, full.max_rss_kib
         print(f"sslyze: {count:,} targets in {full.wall:.2f} s ({r.sslyze_rate:.1f} targets/s)", flush=True)
 
@@ -743,23 +514,14 @@ def main() -> int:
     if shutil.which("openssl") is None:
         print("bench_scan: openssl is not installed (make system-deps)", file=sys.stderr)
         return 1
-    r = Results(date=dt.date.today().isoformat(), machine=machine(), load_before=os.getloadavg()[0])
-    try:
-        with tempfile.TemporaryDirectory(prefix="tlsward-bench-scan-") as tmp:
-            measure(Path(tmp), r)
-        r.load_after = os.getloadavg()[0]
-    except BenchError as exc:
-        print(f"bench_scan: FAILED: {exc}", file=sys.stderr)
+    r = Results()
+    if not common.measure_in("scan", r, lambda work: measure(work, r)):
         return 1
     print()
     print_table(r)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     raw = {**asdict(r), "tlsward_rate": r.tlsward_rate, "tlsward_steady_rate": r.tlsward_steady_rate,
-           "s_time_rate": r.s_time_rate, "sslyze_rate": r.sslyze_rate,
-           "goals": [{"goal": text, "met": ok, "value": value} for text, ok, value in goals(r)]}
-    (RESULTS_DIR / "scan.json").write_text(json.dumps(raw, indent=2) + "\n")
-    refresh_section(markdown(r))
-    print(f"\nwrote the section {SECTION_TITLE[3:]!r} of {BENCHMARKS_MD.name} and bench/results/scan.json")
+           "s_time_rate": r.s_time_rate, "sslyze_rate": r.sslyze_rate, "goals": common.goals_json(goals(r))}
+    common.publish("scan", SECTION_TITLE, raw, markdown(r))
     return 0
 
 

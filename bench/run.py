@@ -11,13 +11,19 @@ import runpy
 import sys
 from pathlib import Path
 
+BENCH_DIR = Path(__file__).resolve().parent
+
 
 def main(argv: list[str]) -> int:
-    benches = sorted(Path(__file__).parent.glob("bench_*.py"))
+    # The benchmarks import their shared helpers as ``common`` (bench/common.py): make that work whatever the
+    # current directory and however this script was started (runpy does not add a script's folder to sys.path).
+    if str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    benches = sorted(BENCH_DIR.glob("bench_*.py"))
     if argv:
         benches = [bench for bench in benches if any(name in bench.stem for name in argv)]
         if not benches:
-            known = ", ".join(b.stem.removeprefix("bench_") for b in sorted(Path(__file__).parent.glob("bench_*.py")))
+            known = ", ".join(b.stem.removeprefix("bench_") for b in sorted(BENCH_DIR.glob("bench_*.py")))
             print(f"no benchmark matches {' '.join(argv)!r}; known: {known}", file=sys.stderr)
             return 2
     failed: list[str] = []
