@@ -18,7 +18,7 @@ from pathlib import Path
 from tlsward.lab.catalogue import LabCase, case_named
 from tlsward.lab.legacy_tls import SERVER_HELLO
 from tlsward.lab.state import EndpointInfo, LabState
-from tlsward.model.scan import ProbeFailure
+from tlsward.model.scan import FailureKind, ProbeFailure
 from tlsward.model.target import StartTLS
 from tlsward.net import starttls
 
@@ -102,44 +102,6 @@ async def _check_http(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple
     return redirects == case.redirect, f"{status}{' -> ' + location if location else ''}"
 
 
-async def _smtp_reply(reader: asyncio.StreamReader) -> list[str]:
-    lines: list[str] = []
-    while True:
-        line = (await asyncio.wait_for(reader.readline(), TIMEOUT)).decode(errors="replace").rstrip()
-        lines.append(line)
-        if len(line) < 4 or line[3] != "-":
-            return lines
-
-
-async def _check_smtp(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple[bool, str]:
-    reader, writer = await asyncio.open_connection(state.host, ep.port)
-    try:
-        await _smtp_reply(reader)
-        writer.write(b"EHLO check.tlsward.test\r\n")
-        offered = any("STARTTLS" in line for line in await _smtp_reply(reader))
-        if not offered:
-            return not case.starttls, "EHLO reply has no STARTTLS"
-        writer.write(b"STARTTLS\r\n")
-        reply = await _smtp_reply(reader)
-        await writer.start_tls(client_context(), server_hostname=ep.sni)
-        version = writer.get_extra_info("ssl_object").version()
-        return case.starttls and reply[0].startswith("220"), f"STARTTLS -> {version}"
-    finally:
-        writer.close()
-
-
-async def _check_postgres(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple[bool, str]:
-    reader, writer = await asyncio.open_connection(state.host, ep.port)
-    try:
-        writer.write(struct.pack(">II", 8, 80877103))
-        answer = await asyncio.wait_for(reader.readexactly(1), TIMEOUT)
-        await writer.start_tls(client_context(), server_hostname=ep.sni)
-        version = writer.get_extra_info("ssl_object").version()
-        return answer == b"S", f"SSLRequest -> {answer!r}, {version}"
-    finally:
-        writer.close()
-
-
 async def _check_blackhole(case: LabCase, ep: EndpointInfo, state: LabState) -> tuple[bool, str]:
     reader, writer = await asyncio.open_connection(state.host, ep.port)
     writer.write(b"\x16\x03\x01\x00\x05hello")
@@ -204,9 +166,9 @@ async def _check_starttls(case: LabCase, ep: EndpointInfo, state: LabState) -> t
         await starttls.upgrade(StartTLS(case.kind), reader, writer, TIMEOUT, ep.sni)
         await writer.start_tls(client_context(), server_hostname=ep.sni)
         version = writer.get_extra_info("ssl_object").version()
-        return version in case.versions, f"{case.kind.upper()} STARTTLS -> {version}"
+        return case.starttls and version in case.versions, f"{case.kind.upper()} STARTTLS -> {version}"
     except ProbeFailure as exc:
-        return False, str(exc)
+        return exc.kind is FailureKind.STARTTLS_NOT_OFFERED and not case.starttls, str(exc)
     finally:
         writer.close()
 
@@ -224,10 +186,9 @@ async def _check_truncated(case: LabCase, ep: EndpointInfo, state: LabState) -> 
 
 
 CHECKS: dict[str, Callable[[LabCase, EndpointInfo, LabState], Awaitable[tuple[bool, str]]]] = {
-    "tls": _check_tls, "plain_http": _check_plain_http, "http": _check_http, "smtp": _check_smtp,
-    "postgres": _check_postgres, "blackhole": _check_blackhole, "reset": _check_reset,
-    "closed": _check_closed, "legacy_3des": _check_legacy, "truncated": _check_truncated,
-    **dict.fromkeys(("imap", "pop3", "ftp", "ldap", "xmpp", "mysql"), _check_starttls),
+    "tls": _check_tls, "plain_http": _check_plain_http, "http": _check_http, "blackhole": _check_blackhole,
+    "reset": _check_reset, "closed": _check_closed, "legacy_3des": _check_legacy, "truncated": _check_truncated,
+    **dict.fromkeys(("smtp", "postgres", "imap", "pop3", "ftp", "ldap", "xmpp", "mysql"), _check_starttls),
 }
 
 
