@@ -8,8 +8,14 @@ export TLSWARD_LAB_DIR="$state_dir"
 cleanup() { "$tlsward" lab down >/dev/null 2>&1 || true; rm -rf "$state_dir"; }
 trap cleanup EXIT
 
-echo "== tlsward lab up: a fresh lab PKI, every case on its own loopback port"
-"$tlsward" lab up >/dev/null
+# A free block of ports, unless the user chose one: a lab already running elsewhere must not stop the demo.
+base_port=${TLSWARD_LAB_BASE_PORT:-$(.venv/bin/python -c 'from tlsward.lab.server import find_free_plan
+plan, sockets = find_free_plan("127.0.0.1")
+for sock in sockets.values():
+    sock.close()
+print(plan.base)')}
+echo "== tlsward lab up: a fresh lab PKI, every case on its own loopback port from $base_port"
+"$tlsward" lab up --base-port "$base_port" >/dev/null
 "$tlsward" lab list
 
 echo
