@@ -8,14 +8,15 @@ import typer
 from rich.console import Console
 
 from tlsward import __version__
-from tlsward.cli import lab, policy, scan
+from tlsward.cli import inventory, lab, policy, scan
 from tlsward.cli.exit_codes import ExitCode
-from tlsward.model.errors import Error, LabError, UsageError
+from tlsward.model.errors import Error, LabError, StorageError, UsageError
 
 app = typer.Typer(help="tlsward keeps TLS from quietly breaking production.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(lab.app, name="lab")
 app.add_typer(policy.app, name="policy")
+app.add_typer(inventory.app, name="inventory")
 app.command("scan")(scan.scan)
 err = Console(stderr=True)
 
@@ -35,7 +36,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 def exit_code_for(exc: Error) -> ExitCode:
     if isinstance(exc, UsageError):
         return ExitCode.USAGE
-    if isinstance(exc, LabError):
+    if isinstance(exc, LabError | StorageError):
         return ExitCode.ENVIRONMENT
     return ExitCode.UNSCANNABLE
 

@@ -18,7 +18,7 @@ from tlsward.cli.exit_codes import ExitCode
 from tlsward.engine import Scanner, ScanOptions
 from tlsward.model.certificate import REVOCATION_MODES, RevocationStatus
 from tlsward.model.deep import DeepScan
-from tlsward.model.errors import UsageError
+from tlsward.model.errors import StorageError, UsageError
 from tlsward.model.findings import Severity
 from tlsward.model.grade import Grade
 from tlsward.model.scan import ScanResult
@@ -28,6 +28,7 @@ from tlsward.policy import load_policy
 from tlsward.probes.enumerate import DeepOptions
 from tlsward.report import Summary, result_to_dict
 from tlsward.rules.certificate import ExpiryPolicy
+from tlsward.storage import Store, open_store
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
                   Severity.LOW: "cyan", Severity.INFO: "dim"}
@@ -190,6 +191,11 @@ def scan(
     fail_on: Annotated[str, typer.Option(help="Exit 1 when a finding reaches this severity")] = "high",
     revocation: Annotated[str, typer.Option(help="Check the leaf's OCSP/CRL status: off, soft (unreachable "
                                             "responder: a note) or hard (unreachable: a finding)")] = "soft",
+    save: Annotated[bool, typer.Option("--save", help="Record each result in the inventory (tlsward inventory)")]
+    = False,
+    db: Annotated[str | None, typer.Option("--db", metavar="URL", help="--save: sqlite:///PATH or "
+                                           "postgresql+psycopg://USER@HOST/DB [default: $TLSWARD_DB or "
+                                           "~/.local/share/tlsward/inventory.db]")] = None,
 ) -> None:
     """Scan endpoints and diagnose what is wrong, with the fix and the command that confirms it."""
     try:
@@ -219,15 +225,21 @@ def scan(
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     summary = Summary()
     rows: list[tuple[tuple[int, int], SummaryRow]] = []
+    saver = Saver(db) if save else None
     try:
-        asyncio.run(_run(parsed, options, as_json, summary, rows))
+        asyncio.run(_run(parsed, options, as_json, summary, rows, saver))
     except KeyboardInterrupt:
         err.print(f"interrupted: {summary.endpoints} of {len(parsed)} endpoints scanned (their results are above)")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        if saver is not None:
+            saver.close()
     if not as_json and len(parsed) > 1:
         print_summary(summary, rows, len(parsed))
     if summary.unscannable or skipped:
         raise typer.Exit(ExitCode.UNSCANNABLE)
+    if saver is not None and saver.failed:
+        raise typer.Exit(ExitCode.ENVIRONMENT)
     worst = summary.worst
     if worst is not None and worst >= threshold:
         raise typer.Exit(ExitCode.FINDINGS)
@@ -253,8 +265,37 @@ def print_summary(summary: Summary, rows: list[tuple[tuple[int, int], SummaryRow
     out.print(f"findings: {counts or 'none'}")
 
 
+class Saver:
+    """``--save``: records results in the inventory. A storage problem is one stderr line (once for opening,
+    once per result that could not be written); the scan goes on and its output is unaffected."""
+
+    def __init__(self, db: str | None) -> None:
+        self.failed = 0
+        self.store: Store | None = None
+        try:
+            self.store = open_store(db)   # a malformed URL is a UsageError: exit 2 before scanning
+        except StorageError as exc:
+            self._fail(f"--save: cannot open the inventory: {exc}")
+
+    def _fail(self, message: str) -> None:
+        self.failed += 1
+        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+    def save(self, result: ScanResult) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.record_scan(result)
+        except StorageError as exc:
+            self._fail(f"--save {result.target}: {exc}")
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
 async def _run(targets: list[Target], options: ScanOptions, as_json: bool, summary: Summary,
-               rows: list[tuple[tuple[int, int], SummaryRow]]) -> None:
+               rows: list[tuple[tuple[int, int], SummaryRow]], saver: Saver | None = None) -> None:
     """Stream results as they complete; ``summary`` and ``rows`` stay readable after an interrupt."""
     scanner = Scanner(options)
     with Progress(console=err, transient=True, disable=len(targets) < 2 or not err.is_terminal) as progress:
@@ -274,4 +315,6 @@ async def _run(targets: list[Target], options: ScanOptions, as_json: bool, summa
                     heapq.heappush(rows, (rank, row))
                 else:
                     heapq.heappushpop(rows, (rank, row))
+            if saver is not None:
+                saver.save(result)
             summary.add(result)

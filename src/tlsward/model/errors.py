@@ -52,3 +52,7 @@ class FetchError(Error):
         self.url = url
         self.detail = detail
         self.kind = kind
+
+
+class StorageError(Error):
+    """The inventory database cannot be opened, migrated, read or written (one line, password hidden)."""

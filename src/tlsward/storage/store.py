@@ -1,0 +1,388 @@
+"""The inventory repository: ``open_store(url)`` gives a :class:`Store` whose methods take and return
+``tlsward.model.inventory`` records; rows never leave this module.
+
+SQLite (the default, a file) runs in WAL mode with a busy timeout, and every transaction starts with
+``BEGIN IMMEDIATE`` so that concurrent writers queue instead of failing; PostgreSQL is used through psycopg 3.
+The schema is brought to the newest Alembic revision each time a store is opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tlsward.model.certificate import CertificateFacts
+from tlsward.model.errors import StorageError, UsageError
+from tlsward.model.findings import Severity
+from tlsward.model.inventory import CertificateRecord, EndpointRecord, ObservationRecord
+from tlsward.model.scan import ScanResult
+from tlsward.model.target import Target
+from tlsward.storage.tables import Certificate, Endpoint, Observation, Sighting
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30_000
+_PG_MIGRATION_LOCK = 0x746C7377   # "tlsw": one migrator at a time on PostgreSQL
+
+
+def default_url() -> str:
+    """``$TLSWARD_DB`` (a URL, or a path to an SQLite file), else ``$XDG_DATA_HOME/tlsward/inventory.db``,
+    else ``~/.local/share/tlsward/inventory.db``."""
+    if env := os.environ.get("TLSWARD_DB"):
+        return env
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'tlsward' / 'inventory.db'}"
+
+
+def parse_url(raw: str | None) -> URL:
+    """A SQLAlchemy URL from ``--db``/``$TLSWARD_DB``; a bare path means an SQLite file. Raises UsageError."""
+    text_ = raw if raw is not None else default_url()
+    if "://" not in text_:
+        text_ = f"sqlite:///{Path(text_).expanduser()}"
+    try:
+        url = make_url(text_)
+    except ArgumentError:
+        raise UsageError(f"--db {text_!r} is not a database URL (sqlite:///PATH or "
+                         "postgresql+psycopg://USER@HOST/DB)") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise UsageError(f"--db {url.render_as_string(hide_password=True)!r}: only sqlite:/// and "
+                         "postgresql+psycopg:// databases are supported")
+    if url.get_backend_name() == "postgresql" and url.drivername != "postgresql+psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None   # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can fail with
+        # "database is locked" without waiting, which is exactly what concurrent writers must not see.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to the newest revision, inside the caller's transaction."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class Store:
+    """The inventory. Use as a context manager (``with open_store(url) as store:``) or call ``close()``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{self.url}: {_first_line(exc)}") from exc
+
+    def _insert(self, table: Any) -> Any:
+        """An INSERT that knows ON CONFLICT, for this dialect."""
+        return postgresql.insert(table) if self.engine.dialect.name == "postgresql" else sqlite.insert(table)
+
+    # -- endpoints ---------------------------------------------------------------------------------
+
+    def upsert_endpoint(self, record: EndpointRecord) -> EndpointRecord:
+        """Insert, or update every field but ``created_at``, keyed by ``record.target``."""
+        with self._transaction() as session:
+            row = self._upsert_endpoint(session, record, _now())
+            return _endpoint_record(row)
+
+    def _upsert_endpoint(self, session: Session, record: EndpointRecord, now: dt.datetime) -> Endpoint:
+        values = {"target": record.target, "host": record.host, "port": record.port, "scheme": record.scheme,
+                  "sni": record.sni, "owner": record.owner, "team": record.team,
+                  "environment": record.environment, "tags": list(record.tags),
+                  "probe_interval_s": record.probe_interval_s, "enabled": record.enabled, "updated_at": now}
+        statement = self._insert(Endpoint).values(created_at=now, **values)
+        statement = statement.on_conflict_do_update(index_elements=["target"], set_=values)
+        session.execute(statement)
+        return session.scalars(select(Endpoint).where(Endpoint.target == record.target)
+                               .execution_options(populate_existing=True)).one()
+
+    def get_endpoint(self, target: str) -> EndpointRecord | None:
+        with self._transaction() as session:
+            row = session.scalars(select(Endpoint).where(Endpoint.target == target)).one_or_none()
+            return _endpoint_record(row) if row is not None else None
+
+    def remove_endpoint(self, target: str) -> bool:
+        """Delete the endpoint, its observations and sightings; certificates stay. False when absent."""
+        with self._transaction() as session:
+            row = session.scalars(select(Endpoint).where(Endpoint.target == target)).one_or_none()
+            if row is None:
+                return False
+            session.execute(delete(Observation).where(Observation.endpoint_id == row.id))
+            session.execute(delete(Sighting).where(Sighting.endpoint_id == row.id))
+            session.delete(row)
+            return True
+
+    def list_endpoints(self, *, owner: str | None = None, team: str | None = None, tag: str | None = None,
+                       issuer: str | None = None, days_left_max: float | None = None,
+                       failing: bool | None = None, now: dt.datetime | None = None) -> list[EndpointRecord]:
+        """Endpoints ordered by target. ``issuer`` (a substring) and ``days_left_max`` are about the leaf of
+        the latest successful observation; ``failing`` about the latest observation."""
+        now = now or _now()
+        with self._transaction() as session:
+            query = select(Endpoint).order_by(Endpoint.target)
+            if owner is not None:
+                query = query.where(Endpoint.owner == owner)
+            if team is not None:
+                query = query.where(Endpoint.team == team)
+            rows = [row for row in session.scalars(query) if tag is None or tag in (row.tags or [])]
+            if issuer is None and days_left_max is None and failing is None:
+                return [_endpoint_record(row) for row in rows]
+            kept = []
+            for row in rows:
+                latest = self._latest(session, row.id, success_only=False)
+                if failing is not None and (latest is not None and not latest.success) != failing:
+                    continue
+                if issuer is not None or days_left_max is not None:
+                    leaf = self._leaf(session, row.id)
+                    if leaf is None:
+                        continue
+                    if issuer is not None and issuer.lower() not in leaf.issuer.lower():
+                        continue
+                    if days_left_max is not None and (leaf.not_after - now).total_seconds() / 86400 > days_left_max:
+                        continue
+                kept.append(_endpoint_record(row))
+            return kept
+
+    # -- scans and observations --------------------------------------------------------------------
+
+    def record_scan(self, result: ScanResult, *, probe_id: str | None = None) -> ObservationRecord:
+        """Upsert the endpoint, store each presented certificate once (by fingerprint), note where it was
+        seen, and add one observation: all in one transaction. Writing the same ``probe_id`` again is a
+        no-op that returns the observation already stored."""
+        target = result.target
+        now = result.scanned_at
+        with self._transaction() as session:
+            if probe_id is not None:
+                existing = session.scalars(select(Observation).where(Observation.probe_id == probe_id)).first()
+                if existing is not None:
+                    return self._observation_record(session, existing)
+            current = session.scalars(select(Endpoint).where(Endpoint.target == str(target))).one_or_none()
+            endpoint = self._upsert_endpoint(session, _endpoint_for(target, current), _now())
+            chain = self._store_chain(session, result, endpoint.id, now)
+            session.flush()
+            worst = max((f.severity for f in result.findings), default=None)
+            session_facts = result.session
+            values = {"endpoint_id": endpoint.id, "observed_at": now, "success": result.failure is None,
+                      "failure_kind": str(result.failure.kind) if result.failure is not None else None,
+                      "version": session_facts.version if session_facts else None,
+                      "cipher": session_facts.cipher if session_facts else None,
+                      "handshake_ms": result.timings.handshake_ms, "chain": list(chain),
+                      "finding_ids": [f.id for f in sorted(result.findings, key=lambda f: -f.severity)],
+                      "worst_severity": int(worst) if worst is not None else None, "probe_id": probe_id}
+            statement = self._insert(Observation).values(**values)
+            if probe_id is not None:
+                statement = statement.on_conflict_do_nothing(index_elements=["probe_id"])
+            session.execute(statement)
+            row = session.scalars(select(Observation).where(Observation.probe_id == probe_id)).one() \
+                if probe_id is not None else session.scalars(
+                    select(Observation).where(Observation.endpoint_id == endpoint.id)
+                    .order_by(Observation.id.desc()).limit(1)).one()
+            return self._observation_record(session, row)
+
+    def _store_chain(self, session: Session, result: ScanResult, endpoint_id: int,
+                     now: dt.datetime) -> list[str]:
+        """Insert new certificates and upsert sightings; the fingerprints as presented, leaf first."""
+        ders = result.session.chain_der if result.session is not None else ()
+        by_fingerprint = {hashlib.sha256(der).hexdigest(): der for der in ders}
+        fingerprints: list[str] = []
+        for position, facts in enumerate(result.chain):
+            fingerprints.append(facts.sha256)
+            statement = self._insert(Certificate).values(**_certificate_values(facts,
+                                                         by_fingerprint.get(facts.sha256, b"")))
+            session.execute(statement.on_conflict_do_nothing(index_elements=["sha256"]))
+            sighting = self._insert(Sighting).values(
+                certificate_sha256=facts.sha256, endpoint_id=endpoint_id, source=f"endpoint:{endpoint_id}:{position}",
+                position=position, first_seen=now, last_seen=now)
+            session.execute(sighting.on_conflict_do_update(
+                index_elements=["certificate_sha256", "source"], set_={"last_seen": now}))
+        return fingerprints
+
+    def observations(self, target: str, limit: int = 10) -> list[ObservationRecord]:
+        """The endpoint's newest observations first; empty for an unknown target."""
+        with self._transaction() as session:
+            rows = session.scalars(select(Observation).join(Endpoint).where(Endpoint.target == target)
+                                   .order_by(Observation.observed_at.desc(), Observation.id.desc())
+                                   .limit(limit)).all()
+            return [_observation_record(row, target) for row in rows]
+
+    def count_observations(self) -> int:
+        with self._transaction() as session:
+            return session.scalar(select(func.count()).select_from(Observation)) or 0
+
+    def certificates(self, target: str) -> list[tuple[int | None, CertificateRecord]]:
+        """Certificates of the latest successful observation, in chain order, with their positions;
+        when there is none, every certificate ever sighted on the endpoint."""
+        with self._transaction() as session:
+            endpoint = session.scalars(select(Endpoint).where(Endpoint.target == target)).one_or_none()
+            if endpoint is None:
+                return []
+            latest = self._latest(session, endpoint.id, success_only=True)
+            if latest is not None and latest.chain:
+                rows = {row.sha256: row for row in session.scalars(
+                    select(Certificate).where(Certificate.sha256.in_(latest.chain)))}
+                return [(i, _certificate_record(rows[fp])) for i, fp in enumerate(latest.chain) if fp in rows]
+            pairs = session.execute(select(Sighting.position, Certificate).join(Certificate)
+                                    .where(Sighting.endpoint_id == endpoint.id)
+                                    .order_by(Sighting.position)).all()
+            return [(position, _certificate_record(cert)) for position, cert in pairs]
+
+    def latest(self, target: str) -> tuple[ObservationRecord | None, CertificateRecord | None]:
+        """The newest observation and the leaf of the newest successful one."""
+        with self._transaction() as session:
+            endpoint = session.scalars(select(Endpoint).where(Endpoint.target == target)).one_or_none()
+            if endpoint is None:
+                return None, None
+            latest = self._latest(session, endpoint.id, success_only=False)
+            leaf = self._leaf(session, endpoint.id)
+            return (_observation_record(latest, target) if latest else None,
+                    _certificate_record(leaf) if leaf else None)
+
+    @staticmethod
+    def _latest(session: Session, endpoint_id: int, *, success_only: bool) -> Observation | None:
+        query = select(Observation).where(Observation.endpoint_id == endpoint_id)
+        if success_only:
+            query = query.where(Observation.success.is_(True))
+        return session.scalars(query.order_by(Observation.observed_at.desc(), Observation.id.desc())
+                               .limit(1)).first()
+
+    def _leaf(self, session: Session, endpoint_id: int) -> Certificate | None:
+        latest = self._latest(session, endpoint_id, success_only=True)
+        if latest is None or not latest.chain:
+            return None
+        return session.get(Certificate, latest.chain[0])
+
+    def _observation_record(self, session: Session, row: Observation) -> ObservationRecord:
+        target = session.scalar(select(Endpoint.target).where(Endpoint.id == row.endpoint_id)) or ""
+        return _observation_record(row, target)
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and create or migrate) the inventory at ``url`` (see :func:`parse_url`; None: the default).
+
+    Raises UsageError for a malformed URL and StorageError when the database cannot be reached or migrated.
+    """
+    parsed = parse_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        engine = _sqlite_engine(parsed) if parsed.get_backend_name() == "sqlite" else create_engine(
+            parsed, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise UsageError(f"--db {shown!r}: {_first_line(exc)}") from None
+    except OSError as exc:
+        raise StorageError(f"{shown}: {exc}") from None
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            migrate(connection)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StorageError(f"{shown}: {_first_line(exc)}") from None
+    return Store(engine)
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    lines = str(inner).strip().splitlines()
+    return lines[0] if lines else type(inner).__name__
+
+
+def _endpoint_for(target: Target, current: Endpoint | None) -> EndpointRecord:
+    """The record a scan writes: the target's own fields; inventory metadata kept when already known."""
+    if current is None:
+        return EndpointRecord(target=str(target), host=target.host, port=target.port, scheme=target.scheme,
+                              sni=target.sni)
+    return EndpointRecord(target=str(target), host=target.host, port=target.port, scheme=target.scheme,
+                          sni=target.sni, owner=current.owner, team=current.team, environment=current.environment,
+                          tags=tuple(current.tags or ()), probe_interval_s=current.probe_interval_s,
+                          enabled=current.enabled)
+
+
+def _certificate_values(facts: CertificateFacts, der: bytes) -> dict[str, Any]:
+    return {"sha256": facts.sha256, "subject": facts.subject, "issuer": facts.issuer, "serial": facts.serial,
+            "not_before": facts.not_before, "not_after": facts.not_after,
+            "sans": [*facts.dns_names, *facts.ip_addresses], "key_type": facts.key_type,
+            "key_bits": facts.key_bits, "signature_algorithm": facts.signature_algorithm, "der": der}
+
+
+def _endpoint_record(row: Endpoint) -> EndpointRecord:
+    return EndpointRecord(target=row.target, host=row.host, port=row.port, scheme=row.scheme, sni=row.sni,
+                          owner=row.owner, team=row.team, environment=row.environment,
+                          tags=tuple(row.tags or ()), probe_interval_s=row.probe_interval_s, enabled=row.enabled,
+                          id=row.id, created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _certificate_record(row: Certificate) -> CertificateRecord:
+    return CertificateRecord(sha256=row.sha256, subject=row.subject, issuer=row.issuer, serial=row.serial,
+                             not_before=row.not_before, not_after=row.not_after, sans=tuple(row.sans or ()),
+                             key_type=row.key_type, key_bits=row.key_bits,
+                             signature_algorithm=row.signature_algorithm, der=row.der)
+
+
+def _observation_record(row: Observation, target: str) -> ObservationRecord:
+    return ObservationRecord(target=target, observed_at=row.observed_at, success=row.success,
+                             failure_kind=row.failure_kind, version=row.version, cipher=row.cipher,
+                             handshake_ms=row.handshake_ms, chain=tuple(row.chain or ()),
+                             finding_ids=tuple(row.finding_ids or ()),
+                             worst_severity=Severity(row.worst_severity) if row.worst_severity is not None else None,
+                             probe_id=row.probe_id, id=row.id)
+
+
+__all__: Sequence[str] = ("Store", "default_url", "migrate", "open_store", "parse_url")

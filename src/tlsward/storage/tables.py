@@ -1,0 +1,132 @@
+"""The inventory schema as typed SQLAlchemy 2 ORM classes. Alembic migrations (``migrations/``) create it;
+a test checks that these classes and the migrations agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s", "fk": "fk_%(table_name)s_%(column_0_name)s",
+          "pk": "pk_%(table_name)s"}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which stores them naive) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: tlsward stores UTC-aware times only")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(Text, unique=True)
+    host: Mapped[str] = mapped_column(Text)
+    port: Mapped[int] = mapped_column(Integer)
+    scheme: Mapped[str] = mapped_column(String(32))
+    sni: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text, index=True)
+    team: Mapped[str | None] = mapped_column(Text, index=True)
+    environment: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    probe_interval_s: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Certificate(Base):
+    __tablename__ = "certificate"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text, index=True)
+    serial: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    sans: Mapped[list[str]] = mapped_column(JSON)
+    key_type: Mapped[str] = mapped_column(String(32))
+    key_bits: Mapped[int] = mapped_column(Integer)
+    signature_algorithm: Mapped[str] = mapped_column(Text)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Sighting(Base):
+    """Where a certificate was seen: on an endpoint (at a chain position), in a file, or in a config."""
+
+    __tablename__ = "sighting"
+    __table_args__ = (
+        UniqueConstraint("certificate_sha256", "source", name="uq_sighting_certificate_source"),
+        CheckConstraint("CAST(endpoint_id IS NOT NULL AS INTEGER) + CAST(file_path IS NOT NULL AS INTEGER) "
+                        "+ CAST(config_path IS NOT NULL AS INTEGER) = 1",
+                        name="one_source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certificate_sha256: Mapped[str] = mapped_column(ForeignKey("certificate.sha256", ondelete="CASCADE"))
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), index=True)
+    file_path: Mapped[str | None] = mapped_column(Text)
+    config_path: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)   # "endpoint:<id>:<position>", "file:<path>", "config:<path>"
+    position: Mapped[int | None] = mapped_column(Integer)   # 0 = leaf, in the chain as presented
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Observation(Base):
+    __tablename__ = "observation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"))
+    observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    success: Mapped[bool] = mapped_column(Boolean)
+    failure_kind: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[str | None] = mapped_column(String(16))
+    cipher: Mapped[str | None] = mapped_column(Text)
+    handshake_ms: Mapped[float | None] = mapped_column(Float)
+    chain: Mapped[list[str]] = mapped_column(JSON)
+    finding_ids: Mapped[list[str]] = mapped_column(JSON)
+    worst_severity: Mapped[int | None] = mapped_column(Integer)
+    probe_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+    __table_args__ = (Index("ix_observation_endpoint_time", "endpoint_id", "observed_at"),)
+
