@@ -21,7 +21,6 @@ from tlsward.model.scan import Failure, FailureKind, ProbeFailure, ScanResult, S
 from tlsward.model.target import Target
 from tlsward.net.connect import elapsed_ms, resolve
 from tlsward.net.tls import ClientIdentity, make_context
-from tlsward.policy import check_policy
 from tlsward.probes.enumerate import DeepOptions, deep_scan
 from tlsward.probes.legacy import probe_legacy
 from tlsward.probes.revocation import RevocationCache, check_leaf, fetch_missing_issuers, stapled_state
@@ -240,6 +239,8 @@ class Scanner:
         opts = self.options
         findings = list(evaluate(result, now, opts.expiry, revocation_required=opts.revocation == "hard"))
         if opts.policy is not None:
+            from tlsward.policy import check_policy  # only with --policy: keeps start-up lean
+
             findings.extend(check_policy(result, opts.policy, now))
             findings.sort(key=lambda f: (-f.severity, f.id))
         judged = replace(result, findings=tuple(findings), policy=opts.policy.name if opts.policy else None)

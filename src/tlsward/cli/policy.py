@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from tlsward.model.policy import PolicyProfile
-from tlsward.policy.load import load_policy, profile_as_dict, shipped_profiles
 
 app = typer.Typer(help="Policy profiles: the shipped Mozilla guidelines and your own TOML/YAML files "
                        "(docs/policy.md).", no_args_is_help=True)
@@ -56,6 +55,8 @@ def _value(value: object) -> str:
 def list_(as_json: Annotated[bool, typer.Option("--json", help="One JSON array of {name, description, "
                                                 "source}")] = False) -> None:
     """The profiles tlsward ships (use a name with `scan --policy NAME`, or `extends = "NAME"` in a file)."""
+    from tlsward.policy.load import shipped_profiles  # lazily: every tlsward command imports this module
+
     profiles = shipped_profiles()
     if as_json:
         print(json.dumps([{"name": p.name, "description": p.description, "source": p.source}
@@ -76,6 +77,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="The profile as one JSON object")] = False,
 ) -> None:
     """Every rule of a profile, after `extends` and overrides are applied."""
+    from tlsward.policy.load import load_policy, profile_as_dict
+
     loaded = load_policy(profile)
     if as_json:
         print(json.dumps(profile_as_dict(loaded), indent=2))

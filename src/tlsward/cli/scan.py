@@ -7,7 +7,7 @@ import heapq
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,11 +24,12 @@ from tlsward.model.grade import Grade
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.net.tls import ClientIdentity
-from tlsward.policy import load_policy
 from tlsward.probes.enumerate import DeepOptions
 from tlsward.report import Summary, result_to_dict
 from tlsward.rules.certificate import ExpiryPolicy
-from tlsward.storage import Store, open_store
+
+if TYPE_CHECKING:
+    from tlsward.storage import Store
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
                   Severity.LOW: "cyan", Severity.INFO: "dim"}
@@ -210,6 +211,8 @@ def scan(
         raise UsageError("--delay must be >= 0")
     if timeout <= 0 or concurrency < 1 or per_host < 1:
         raise UsageError("--timeout must be > 0, --concurrency and --per-host >= 1")
+    from tlsward.policy import load_policy  # lazily: only --policy needs it
+
     profile = load_policy(policy) if policy is not None else None
     try:
         expiry = ExpiryPolicy.parse(expiry_days) if expiry_days is not None else (
@@ -270,6 +273,8 @@ class Saver:
     once per result that could not be written); the scan goes on and its output is unaffected."""
 
     def __init__(self, db: str | None) -> None:
+        from tlsward.storage import open_store  # SQLAlchemy and Alembic cost ~0.3 s: only with --save
+
         self.failed = 0
         self.store: Store | None = None
         try:
