@@ -76,3 +76,26 @@ def test_scan_save_to_an_unreachable_db_still_prints_the_scan(lab: LabState) -> 
     assert proc.returncode == ExitCode.ENVIRONMENT, explain(proc)
     assert len(json_lines(proc)) == 1, explain(proc)
     assert "--save" in one_line(proc.stderr)
+
+
+def test_import_csv_with_a_bad_line_then_export(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'inventory.db'}"
+    path = tmp_path / "endpoints.csv"
+    path.write_text("target,owner,team,environment,tags,probe_interval,enabled\n"
+                    "a.test:443,ana,web,prod,pci;edge,300,true\n"
+                    "b.test:70000,bo,,,,,\n"
+                    "c.test,cy,,,,,false\n", encoding="utf-8")
+    dry = tlsward("inventory", "import", str(path), "--dry-run", "--db", db)
+    assert dry.returncode == ExitCode.UNSCANNABLE and "nothing written" in dry.stdout, explain(dry)
+    assert json.loads(tlsward("inventory", "list", "--db", db, "--json").stdout) == []
+    proc = tlsward("inventory", "import", str(path), "--db", db)
+    assert proc.returncode == ExitCode.UNSCANNABLE, explain(proc)
+    assert one_line(proc.stderr).startswith(f"{path}:3: "), explain(proc)
+    assert "70000" in proc.stderr and "2 added" in proc.stdout, explain(proc)
+    exported = tlsward("inventory", "export", "--db", db)
+    assert exported.returncode == ExitCode.OK, explain(exported)
+    assert exported.stdout.splitlines() == ["target,owner,team,environment,tags,probe_interval,enabled",
+                                            "a.test:443,ana,web,prod,pci;edge,300,true",
+                                            "c.test:443,cy,,,,,false"]
+    atomic = tlsward("inventory", "import", str(path), "--atomic", "--db", f"sqlite:///{tmp_path / 'other.db'}")
+    assert atomic.returncode == ExitCode.USAGE and "nothing written" in atomic.stdout, explain(atomic)

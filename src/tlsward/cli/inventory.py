@@ -1,20 +1,26 @@
-"""``tlsward inventory add|list|show|rm``: the endpoints tlsward keeps, their certificates and scan history."""
+"""``tlsward inventory add|list|show|rm|import|export``: the endpoints tlsward keeps, their certificates and
+scan history."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from tlsward.cli.exit_codes import ExitCode
+from tlsward.cli.inventory_io import format_for, import_file, render
 from tlsward.model.errors import UsageError
 from tlsward.model.findings import Severity
 from tlsward.model.inventory import CertificateRecord, EndpointRecord, ObservationRecord
 from tlsward.model.target import Target
-from tlsward.storage import Store, open_store
+
+if TYPE_CHECKING:
+    from tlsward.storage import Store
 
 app = typer.Typer(help="The inventory: endpoints, their owners, certificates and scan history.",
                   no_args_is_help=True)
@@ -26,6 +32,14 @@ SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.
 Db = Annotated[str | None, typer.Option("--db", metavar="URL", help="sqlite:///PATH or postgresql+psycopg://"
                                         "USER@HOST/DB [default: $TLSWARD_DB or ~/.local/share/tlsward/"
                                         "inventory.db]")]
+
+
+def open_store(db: str | None) -> Store:
+    """SQLAlchemy and Alembic take ~0.3 s to import: load them when an inventory command runs, not for
+    every tlsward command (this module is imported by the CLI entry point)."""
+    from tlsward.storage import open_store as open_inventory
+
+    return open_inventory(db)
 
 
 def _canonical(target: str) -> Target:
@@ -126,6 +140,48 @@ def rm(target: Annotated[str, typer.Argument(help="The endpoint to forget")], db
         record = _find(store, target)
         store.remove_endpoint(record.target)
     out.print(f"removed {record.target}", highlight=False)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV (header row) or YAML (a list of mappings) with the columns "
+                                         "target, owner, team, environment, tags, probe_interval, enabled")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or yaml [default: from the file name]")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing")] = False,
+    atomic: Annotated[bool, typer.Option("--atomic", help="All or nothing: write nothing if any row is bad")]
+    = False,
+    db: Db = None,
+) -> None:
+    """Add or update endpoints from a file, in one transaction. A bad row is one stderr line (FILE:LINE)."""
+    kind = format_for(file, fmt)
+    with open_store(db) as store:
+        outcome = import_file(store, file, kind, dry_run=dry_run, atomic=atomic)
+    for message in outcome.rejected:
+        err.print(message, highlight=False, markup=False)
+    would = "" if outcome.written else "would be "
+    for change in outcome.changes:
+        fields = f" ({', '.join(change.fields)})" if change.fields else ""
+        out.print(f"{would}{change.kind} {change.target}{fields}", highlight=False, markup=False)
+    counts = {kind_: sum(c.kind == kind_ for c in outcome.changes) for kind_ in ("added", "updated", "unchanged")}
+    note = "" if outcome.written else (" (dry run: nothing written)" if dry_run else
+                                       " (--atomic: nothing written)")
+    out.print(f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
+              f"{len(outcome.rejected)} rejected{note}", highlight=False, markup=False)
+    if outcome.rejected:
+        raise typer.Exit(ExitCode.USAGE if atomic or not outcome.changes else ExitCode.UNSCANNABLE)
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv, yaml or json")] = "csv",
+    db: Db = None,
+) -> None:
+    """Write every endpoint to stdout with the import columns (export, then import, round-trips)."""
+    if fmt not in ("csv", "yaml", "json"):
+        raise UsageError(f"--format {fmt!r}: expected csv, yaml or json")
+    with open_store(db) as store:
+        records = store.list_endpoints()
+    print(render(records, fmt), end="")
 
 
 def _last_result(o: ObservationRecord | None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 from tlsward.model.findings import Severity
 
@@ -67,3 +68,17 @@ class ObservationRecord:
     worst_severity: Severity | None = None
     probe_id: str | None = None
     id: int | None = None
+
+
+# The fields an inventory import sets (everything but identity and timestamps), in a stable order.
+IMPORTED_FIELDS: tuple[str, ...] = ("host", "port", "scheme", "sni", "owner", "team", "environment", "tags",
+                                    "probe_interval_s", "enabled")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChange:
+    """What importing one record does (or would do) to the inventory; ``fields`` are those updated."""
+
+    target: str
+    kind: Literal["added", "updated", "unchanged"]
+    fields: tuple[str, ...] = ()

@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, create_engine, delete, event, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -28,7 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from tlsward.model.certificate import CertificateFacts
 from tlsward.model.errors import StorageError, UsageError
 from tlsward.model.findings import Severity
-from tlsward.model.inventory import CertificateRecord, EndpointRecord, ObservationRecord
+from tlsward.model.inventory import (
+    IMPORTED_FIELDS,
+    CertificateRecord,
+    EndpointChange,
+    EndpointRecord,
+    ObservationRecord,
+)
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.storage.tables import Certificate, Endpoint, Observation, Sighting
@@ -153,6 +159,26 @@ class Store:
         return session.scalars(select(Endpoint).where(Endpoint.target == record.target)
                                .execution_options(populate_existing=True)).one()
 
+    def import_endpoints(self, records: Sequence[EndpointRecord], *, dry_run: bool = False) -> list[EndpointChange]:
+        """Upsert a batch in one transaction (none with ``dry_run``); what each record changes, in order.
+        ``records`` must have distinct targets."""
+        now = _now()
+        with self._transaction() as session:
+            targets = [record.target for record in records]
+            current = {row.target: _endpoint_record(row) for row in session.scalars(
+                select(Endpoint).where(Endpoint.target.in_(targets)))} if targets else {}
+            changes = []
+            for record in records:
+                before = current.get(record.target)
+                if before is None:
+                    changes.append(EndpointChange(record.target, "added"))
+                else:
+                    fields = tuple(name for name in IMPORTED_FIELDS if getattr(before, name) != getattr(record, name))
+                    changes.append(EndpointChange(record.target, "updated" if fields else "unchanged", fields))
+                if not dry_run and changes[-1].kind != "unchanged":
+                    self._upsert_endpoint(session, record, now)
+            return changes
+
     def get_endpoint(self, target: str) -> EndpointRecord | None:
         with self._transaction() as session:
             row = session.scalars(select(Endpoint).where(Endpoint.target == target)).one_or_none()
@@ -172,8 +198,9 @@ class Store:
     def list_endpoints(self, *, owner: str | None = None, team: str | None = None, tag: str | None = None,
                        issuer: str | None = None, days_left_max: float | None = None,
                        failing: bool | None = None, now: dt.datetime | None = None) -> list[EndpointRecord]:
-        """Endpoints ordered by target. ``issuer`` (a substring) and ``days_left_max`` are about the leaf of
-        the latest successful observation; ``failing`` about the latest observation."""
+        """Endpoints ordered by target, every filter in SQL. ``issuer`` (a case-insensitive substring) and
+        ``days_left_max`` are about the leaf of the latest successful observation; ``failing`` about the latest
+        observation (never scanned counts as not failing)."""
         now = now or _now()
         with self._transaction() as session:
             query = select(Endpoint).order_by(Endpoint.target)
@@ -181,24 +208,29 @@ class Store:
                 query = query.where(Endpoint.owner == owner)
             if team is not None:
                 query = query.where(Endpoint.team == team)
-            rows = [row for row in session.scalars(query) if tag is None or tag in (row.tags or [])]
-            if issuer is None and days_left_max is None and failing is None:
-                return [_endpoint_record(row) for row in rows]
-            kept = []
-            for row in rows:
-                latest = self._latest(session, row.id, success_only=False)
-                if failing is not None and (latest is not None and not latest.success) != failing:
-                    continue
-                if issuer is not None or days_left_max is not None:
-                    leaf = self._leaf(session, row.id)
-                    if leaf is None:
-                        continue
-                    if issuer is not None and issuer.lower() not in leaf.issuer.lower():
-                        continue
-                    if days_left_max is not None and (leaf.not_after - now).total_seconds() / 86400 > days_left_max:
-                        continue
-                kept.append(_endpoint_record(row))
-            return kept
+            if tag is not None:
+                elements = (func.json_each(Endpoint.tags) if self.engine.dialect.name == "sqlite"
+                            else func.json_array_elements_text(Endpoint.tags)).table_valued("value")
+                query = query.where(exists(select(1).select_from(elements).where(elements.c.value == tag)))
+            if failing is not None:
+                latest_id = (select(Observation.id).where(Observation.endpoint_id == Endpoint.id)
+                             .order_by(Observation.observed_at.desc(), Observation.id.desc()).limit(1)
+                             .correlate(Endpoint).scalar_subquery())
+                failed = exists(select(1).select_from(Observation)
+                                .where(Observation.id == latest_id, Observation.success.is_(False)))
+                query = query.where(failed if failing else ~failed)
+            if issuer is not None or days_left_max is not None:
+                leaf_sha256 = (select(Observation.chain[0].as_string())
+                               .where(Observation.endpoint_id == Endpoint.id, Observation.success.is_(True))
+                               .order_by(Observation.observed_at.desc(), Observation.id.desc()).limit(1)
+                               .correlate(Endpoint).scalar_subquery())
+                leaf = select(1).select_from(Certificate).where(Certificate.sha256 == leaf_sha256)
+                if issuer is not None:
+                    leaf = leaf.where(func.lower(Certificate.issuer).contains(issuer.lower(), autoescape=True))
+                if days_left_max is not None:
+                    leaf = leaf.where(Certificate.not_after <= _shift(now, days_left_max))
+                query = query.where(exists(leaf))
+            return [_endpoint_record(row) for row in session.scalars(query)]
 
     # -- scans and observations --------------------------------------------------------------------
 
@@ -336,6 +368,14 @@ def open_store(url: str | None = None) -> Store:
         engine.dispose()
         raise StorageError(f"{shown}: {_first_line(exc)}") from None
     return Store(engine)
+
+
+def _shift(now: dt.datetime, days: float) -> dt.datetime:
+    """``now`` plus ``days`` (may be negative), clamped to the datetimes Python can represent."""
+    try:
+        return now + dt.timedelta(days=days)
+    except (OverflowError, ValueError):   # huge, or NaN (which excludes nothing, as a comparison would)
+        return dt.datetime.max.replace(tzinfo=dt.UTC) if days > 0 else dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _first_line(exc: BaseException) -> str:

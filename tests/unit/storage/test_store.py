@@ -124,3 +124,19 @@ def test_remove_endpoint_keeps_certificates(store: Store) -> None:
     assert store.remove_endpoint("a.test:443")
     assert count(store, Observation) == 0 and count(store, Sighting) == 0
     assert count(store, Certificate) == 2
+
+
+def test_list_filters_match_exactly_with_quotes_and_wildcards(store: Store) -> None:
+    store.upsert_endpoint(endpoint("a.test:443", tags=('say "pci"', "100%")))
+    store.upsert_endpoint(endpoint("b.test:443", tags=("pci", "édge")))
+    store.record_scan(scan_result("c.test:443", issuer="CN=50% Off CA"))
+    assert [e.target for e in store.list_endpoints(tag="pci")] == ["b.test:443"]
+    assert [e.target for e in store.list_endpoints(tag='say "pci"')] == ["a.test:443"]
+    assert [e.target for e in store.list_endpoints(tag="100%")] == ["a.test:443"]
+    assert [e.target for e in store.list_endpoints(tag="100")] == []
+    assert [e.target for e in store.list_endpoints(tag="édge")] == ["b.test:443"]
+    assert [e.target for e in store.list_endpoints(issuer="50% off")] == ["c.test:443"]
+    assert [e.target for e in store.list_endpoints(issuer="5_%")] == []
+    assert [e.target for e in store.list_endpoints(days_left_max=80, now=NOW)] == ["c.test:443"]
+    assert [e.target for e in store.list_endpoints(days_left_max=79.9, now=NOW)] == []
+    assert [e.target for e in store.list_endpoints(days_left_max=1e300, now=NOW, failing=False)] == ["c.test:443"]
