@@ -229,13 +229,18 @@ def parse_certificate_chain(body: bytes) -> tuple[bytes, ...]:
     r = _Reader(body, "Certificate")
     entries = _Reader(r.vector(3), "Certificate list")
     r.expect_end()
-    chain: list[bytes] = []
-    while entries.remaining:
-        der = entries.vector(3)
-        if not der:
-            raise WireError("Certificate message with an empty certificate entry")
-        chain.append(der)
-    return tuple(chain)
+    return _nonempty_vectors(entries, 3, "Certificate message with an empty certificate entry")
+
+
+def _nonempty_vectors(reader: _Reader, length_bytes: int, empty_error: str) -> tuple[bytes, ...]:
+    """Every length-prefixed item left in ``reader``; an empty item is malformed."""
+    items: list[bytes] = []
+    while reader.remaining:
+        item = reader.vector(length_bytes)
+        if not item:
+            raise WireError(empty_error)
+        items.append(item)
+    return tuple(items)
 
 
 def _strip_zeros(value: bytes) -> bytes:
@@ -327,13 +332,8 @@ def parse_certificate_request(body: bytes, version: int) -> CertificateRequest:
             algorithms.append(algs.uint(2))
     names = _Reader(r.vector(2), "CertificateRequest authorities")
     r.expect_end()
-    authorities: list[bytes] = []
-    while names.remaining:
-        dn = names.vector(2)
-        if not dn:
-            raise WireError("CertificateRequest with an empty distinguished name")
-        authorities.append(dn)
-    return CertificateRequest(certificate_types, tuple(algorithms), tuple(authorities))
+    authorities = _nonempty_vectors(names, 2, "CertificateRequest with an empty distinguished name")
+    return CertificateRequest(certificate_types, tuple(algorithms), authorities)
 
 
 def parse_certificate_status(body: bytes) -> bytes | None:
