@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) system-deps lint
-	$(BIN)/pytest
+	scripts/with-postgres.sh $(BIN)/pytest
 
 demo: $(STAMP)
 	scripts/demo.sh

@@ -94,8 +94,8 @@ def test_import_csv_with_a_bad_line_then_export(tmp_path: Path) -> None:
     assert "70000" in proc.stderr and "2 added" in proc.stdout, explain(proc)
     exported = tlsward("inventory", "export", "--db", db)
     assert exported.returncode == ExitCode.OK, explain(exported)
-    assert exported.stdout.splitlines() == ["target,owner,team,environment,tags,probe_interval,enabled",
-                                            "a.test:443,ana,web,prod,pci;edge,300,true",
-                                            "c.test:443,cy,,,,,false"]
+    assert exported.stdout.splitlines() == ["target,sni,connect,owner,team,environment,tags,probe_interval,enabled",
+                                            "a.test:443,a.test,,ana,web,prod,pci;edge,300,true",
+                                            "c.test:443,c.test,,cy,,,,,false"]
     atomic = tlsward("inventory", "import", str(path), "--atomic", "--db", f"sqlite:///{tmp_path / 'other.db'}")
     assert atomic.returncode == ExitCode.USAGE and "nothing written" in atomic.stdout, explain(atomic)

@@ -7,13 +7,20 @@ must agree: a completed handshake when it is on, ``starttls.not_offered`` when i
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+
+from urllib.parse import urlsplit
 
 import pytest
 
 from tlsward.engine import Scanner, ScanOptions
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
+
+# make test runs pytest under scripts/with-postgres.sh, which says where PostgreSQL answers.
+_PG = urlsplit(os.environ.get("TLSWARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"))
+PG_HOST, PG_PORT = _PG.hostname or "127.0.0.1", _PG.port or 5432
 
 
 def _ask(cmd: list[str]) -> str:
@@ -30,8 +37,8 @@ def _scan(text: str) -> ScanResult:
 
 
 @pytest.mark.parametrize(("url", "ssl_enabled"), [
-    ("postgres://127.0.0.1:5432",
-     lambda: _ask(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SHOW ssl"]) == "on"),
+    (f"postgres://{PG_HOST}:{PG_PORT}",
+     lambda: _ask(["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", "postgres", "-Atc", "SHOW ssl"]) == "on"),
     ("mysql://127.0.0.1:3306",
      lambda: _ask(["mysql", "-h127.0.0.1", "-uroot", "-N", "-e", "SELECT @@have_ssl"]) == "YES"),
 ], ids=["postgresql", "mariadb"])

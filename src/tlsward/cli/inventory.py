@@ -16,7 +16,13 @@ from tlsward.cli.exit_codes import ExitCode
 from tlsward.cli.inventory_io import format_for, import_file, render
 from tlsward.model.errors import UsageError
 from tlsward.model.findings import Severity
-from tlsward.model.inventory import CertificateRecord, EndpointRecord, ObservationRecord
+from tlsward.model.inventory import (
+    CertificateRecord,
+    EndpointRecord,
+    ObservationRecord,
+    RetentionPolicy,
+    clean_tags,
+)
 from tlsward.model.target import Target
 
 if TYPE_CHECKING:
@@ -62,17 +68,19 @@ def add(
     env: Annotated[str | None, typer.Option("--env", help="Environment (prod, staging ...)")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for several")] = None,
     sni: Annotated[str | None, typer.Option(help="Server name to send")] = None,
+    connect: Annotated[str | None, typer.Option(help="IP address to connect to instead of resolving the host")]
+    = None,
     interval: Annotated[int | None, typer.Option("--interval", help="Seconds between probes")] = None,
     db: Db = None,
 ) -> None:
     """Add an endpoint, or update its owner, team, environment and tags."""
-    parsed = Target.parse(target, sni=sni)
+    parsed = Target.parse(target, sni=sni, connect=connect)
     if interval is not None and interval < 1:
         raise UsageError("--interval must be >= 1 second")
     with open_store(db) as store:
         record = store.upsert_endpoint(EndpointRecord(
             target=str(parsed), host=parsed.host, port=parsed.port, scheme=parsed.scheme, sni=parsed.sni,
-            owner=owner, team=team, environment=env, tags=tuple(dict.fromkeys(tag or ())),
+            connect=parsed.connect, owner=owner, team=team, environment=env, tags=clean_tags(tag or ()),
             probe_interval_s=interval))
     out.print(f"added {record.target}", highlight=False)
 
@@ -117,7 +125,7 @@ def show(target: Annotated[str, typer.Argument(help="The endpoint, as added or s
         observations = store.observations(record.target, limit=10)
     out.rule(f"[bold]{record.target}[/]", align="left")
     out.print(f"owner {record.owner or '-'}; team {record.team or '-'}; env {record.environment or '-'}; "
-              f"tags {', '.join(record.tags) or '-'}; sni {record.sni or '-'}; "
+              f"tags {', '.join(record.tags) or '-'}; sni {record.sni or '-'}; connect {record.connect or '-'}; "
               f"{'enabled' if record.enabled else 'disabled'}", highlight=False)
     for position, cert in certificates:
         out.print(f"  #{position if position is not None else '?'} {cert.subject}\n     issuer {cert.issuer}; "
@@ -184,6 +192,24 @@ def export(
     print(render(records, fmt), end="")
 
 
+@app.command()
+def prune(
+    raw_days: Annotated[float, typer.Option("--raw-days", help="Keep every probe this many days")] = 14,
+    hourly_days: Annotated[float, typer.Option("--hourly-days", help="Then one row per hour and outcome")] = 90,
+    daily_days: Annotated[float, typer.Option("--daily-days", help="Then one per day; older is deleted")] = 400,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; write nothing")] = False,
+    db: Db = None,
+) -> None:
+    """Apply the retention policy to scan history (the monitor does this every hour by itself)."""
+    policy = RetentionPolicy(raw_days=raw_days, hourly_days=hourly_days, daily_days=daily_days)
+    with open_store(db) as store:
+        report = store.prune(policy, dry_run=dry_run)
+    verb = "would " if dry_run else ""
+    out.print(f"{verb}delete {report.deleted_expired} observations older than {daily_days:g} days; "
+              f"{verb}fold {report.folded_daily} into daily and {report.folded_hourly} into hourly rows; "
+              f"{report.kept} {'would ' if dry_run else ''}remain", highlight=False)
+
+
 def _last_result(o: ObservationRecord | None) -> str:
     if o is None:
         return "never scanned"
@@ -206,7 +232,8 @@ def _expiry(leaf: CertificateRecord | None, now: dt.datetime) -> str:
 def _endpoint_json(record: EndpointRecord, o: ObservationRecord | None, leaf: CertificateRecord | None,
                    now: dt.datetime) -> dict[str, Any]:
     return {
-        "target": record.target, "owner": record.owner, "team": record.team, "environment": record.environment,
+        "target": record.target, "sni": record.sni, "connect": record.connect, "owner": record.owner,
+        "team": record.team, "environment": record.environment,
         "tags": list(record.tags), "enabled": record.enabled,
         "last_observation": None if o is None else {
             "time": o.observed_at.isoformat(), "success": o.success, "failure_kind": o.failure_kind,

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlsward.model.errors import UsageError
-from tlsward.model.inventory import EndpointChange, EndpointRecord
+from tlsward.model.inventory import EndpointChange, EndpointRecord, clean_tags
 from tlsward.model.target import Target
 
 if TYPE_CHECKING:
     from tlsward.storage import Store
 
-COLUMNS = ("target", "owner", "team", "environment", "tags", "probe_interval", "enabled")
+COLUMNS = ("target", "sni", "connect", "owner", "team", "environment", "tags", "probe_interval", "enabled")
 FORMATS = ("csv", "yaml")
 TRUE = frozenset({"true", "yes", "1", "on"})
 FALSE = frozenset({"false", "no", "0", "off"})
@@ -150,12 +150,12 @@ def _record(row: Mapping[str, Any]) -> EndpointRecord:
     raw_target = _text(row, "target")
     if raw_target is None:
         raise UsageError("no target")
-    target = Target.parse(raw_target)
+    target = Target.parse(raw_target, sni=_text(row, "sni"), connect=_text(row, "connect"))
     tags_value = row.get("tags")
     if tags_value is None or isinstance(tags_value, str):
-        tags = [tag.strip() for tag in (tags_value or "").split(";")]
-    elif isinstance(tags_value, list) and all(isinstance(tag, str) and ";" not in tag for tag in tags_value):
-        tags = [tag.strip() for tag in tags_value]   # no ';' inside a tag: CSV export separates tags with it
+        tags = clean_tags((tags_value or "").split(";"))
+    elif isinstance(tags_value, list) and all(isinstance(tag, str) for tag in tags_value):
+        tags = clean_tags(tags_value)   # no ';' inside a tag: CSV export separates tags with it
     else:
         raise UsageError(f"tags: expected a list of text or 'a;b', got {tags_value!r}")
     interval = row.get("probe_interval")
@@ -176,8 +176,8 @@ def _record(row: Mapping[str, Any]) -> EndpointRecord:
     if enabled is not None and not isinstance(enabled, bool):
         raise UsageError(f"enabled {enabled!r}: expected true or false")
     return EndpointRecord(target=str(target), host=target.host, port=target.port, scheme=target.scheme,
-                          sni=target.sni, owner=_text(row, "owner"), team=_text(row, "team"),
-                          environment=_text(row, "environment"), tags=tuple(dict.fromkeys(t for t in tags if t)),
+                          sni=target.sni, connect=target.connect, owner=_text(row, "owner"), team=_text(row, "team"),
+                          environment=_text(row, "environment"), tags=tags,
                           probe_interval_s=interval, enabled=True if enabled is None else enabled)
 
 
@@ -191,8 +191,8 @@ def import_file(store: Store, path: Path, fmt: str, *, dry_run: bool = False, at
 
 
 def _row(record: EndpointRecord) -> dict[str, Any]:
-    return {"target": record.target, "owner": record.owner, "team": record.team,
-            "environment": record.environment, "tags": list(record.tags),
+    return {"target": record.target, "sni": record.sni, "connect": record.connect, "owner": record.owner,
+            "team": record.team, "environment": record.environment, "tags": list(record.tags),
             "probe_interval": record.probe_interval_s, "enabled": record.enabled}
 
 
@@ -208,7 +208,8 @@ def render(records: Sequence[EndpointRecord], fmt: str) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([row["target"], row["owner"] or "", row["team"] or "", row["environment"] or "",
+        writer.writerow([row["target"], row["sni"] or "", row["connect"] or "", row["owner"] or "",
+                         row["team"] or "", row["environment"] or "",
                          ";".join(row["tags"]), "" if row["probe_interval"] is None else row["probe_interval"],
                          "true" if row["enabled"] else "false"])
     return buffer.getvalue()

@@ -56,3 +56,7 @@ class FetchError(Error):
 
 class StorageError(Error):
     """The inventory database cannot be opened, migrated, read or written (one line, password hidden)."""
+
+
+class NotifyError(Error):
+    """A notification could not be delivered: one line naming the receiver and the cause (HTTP status, SMTP reply)."""

@@ -118,6 +118,15 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("conn.protocol_error", S.CRITICAL, "The server's answer is not valid TLS (truncated or garbage)"),
         _spec("conn.no_shared_cipher", S.CRITICAL, "No protocol version or cipher suite in common"),
         _spec("starttls.not_offered", S.CRITICAL, "Server does not offer STARTTLS"),
+        # files and configs on disk (tlsward inventory discover)
+        _spec("file.unreadable", S.MEDIUM, "A certificate, key or config file cannot be read"),
+        _spec("file.unparseable", S.MEDIUM, "A file looks like certificate material but cannot be parsed"),
+        _spec("file.wrong_password", S.MEDIUM, "A PKCS#12 file or keystore cannot be opened with the password given"),
+        _spec("file.key_mismatch", S.CRITICAL, "Private key does not match the certificate it is paired with"),
+        _spec("file.key_exposed", S.HIGH, "Private key file is readable by other users"),
+        _spec("config.syntax", S.MEDIUM, "Server config cannot be parsed"),
+        _spec("config.missing_file", S.HIGH, "Server config names a certificate or key file that does not exist"),
+        _spec("deploy.not_deployed", S.HIGH, "Certificate renewed on disk but the endpoint still serves the old one"),
     )
 }
 

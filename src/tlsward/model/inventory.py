@@ -6,9 +6,11 @@ Plain frozen data, mapped to and from rows by ``tlsward.storage``; nothing here 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from tlsward.model.errors import UsageError
 from tlsward.model.findings import Severity
 
 
@@ -21,6 +23,7 @@ class EndpointRecord:
     port: int
     scheme: str = "tls"
     sni: str | None = None
+    connect: str | None = None              # an IP to reach instead of resolving host (from a server config)
     owner: str | None = None
     team: str | None = None
     environment: str | None = None
@@ -68,11 +71,28 @@ class ObservationRecord:
     worst_severity: Severity | None = None
     probe_id: str | None = None
     id: int | None = None
+    samples: int = 1                        # > 1 once retention has folded several probes into this one
+    successes: int = 0
+    resolution: str = "raw"                 # raw, hour or day
 
 
 # The fields an inventory import sets (everything but identity and timestamps), in a stable order.
-IMPORTED_FIELDS: tuple[str, ...] = ("host", "port", "scheme", "sni", "owner", "team", "environment", "tags",
-                                    "probe_interval_s", "enabled")
+IMPORTED_FIELDS: tuple[str, ...] = ("host", "port", "scheme", "sni", "connect", "owner", "team", "environment",
+                                    "tags", "probe_interval_s", "enabled")
+TAG_FORBIDDEN = ";,"   # CSV exports join tags with ';', and ',' reads as a list to people
+
+
+def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags stripped, blanks dropped, duplicates removed (first kept). Raises UsageError for a tag that
+    could not survive an export/import round trip."""
+    cleaned: list[str] = []
+    for raw in tags:
+        tag = raw.strip()
+        if any(ch in tag for ch in TAG_FORBIDDEN):
+            raise UsageError(f"tag {raw!r}: tags cannot contain ';' or ','")
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    return tuple(cleaned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +102,30 @@ class EndpointChange:
     target: str
     kind: Literal["added", "updated", "unchanged"]
     fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long observation history is kept, and at what resolution: every probe for ``raw_days``, then one
+    row per endpoint, hour and outcome (same chain, same success) until ``hourly_days``, then one per day
+    until ``daily_days``, then nothing. Folded rows keep their sample and success counts, so success rates
+    over any window stay exact."""
+
+    raw_days: float = 14
+    hourly_days: float = 90
+    daily_days: float = 400
+
+    def __post_init__(self) -> None:
+        if not 0 < self.raw_days <= self.hourly_days <= self.daily_days:
+            raise UsageError(f"retention must satisfy 0 < raw ({self.raw_days:g} d) <= hourly "
+                             f"({self.hourly_days:g} d) <= daily ({self.daily_days:g} d)")
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What one retention pass did (or, with a dry run, would do)."""
+
+    deleted_expired: int = 0        # older than daily_days
+    folded_hourly: int = 0          # raw rows merged into hourly rows (the survivors not counted)
+    folded_daily: int = 0           # raw or hourly rows merged into daily rows
+    kept: int = 0                   # rows left

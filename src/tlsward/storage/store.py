@@ -34,6 +34,8 @@ from tlsward.model.inventory import (
     EndpointChange,
     EndpointRecord,
     ObservationRecord,
+    PruneReport,
+    RetentionPolicy,
 )
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
@@ -150,7 +152,7 @@ class Store:
 
     def _upsert_endpoint(self, session: Session, record: EndpointRecord, now: dt.datetime) -> Endpoint:
         values = {"target": record.target, "host": record.host, "port": record.port, "scheme": record.scheme,
-                  "sni": record.sni, "owner": record.owner, "team": record.team,
+                  "sni": record.sni, "connect": record.connect, "owner": record.owner, "team": record.team,
                   "environment": record.environment, "tags": list(record.tags),
                   "probe_interval_s": record.probe_interval_s, "enabled": record.enabled, "updated_at": now}
         statement = self._insert(Endpoint).values(created_at=now, **values)
@@ -257,7 +259,8 @@ class Store:
                       "cipher": session_facts.cipher if session_facts else None,
                       "handshake_ms": result.timings.handshake_ms, "chain": list(chain),
                       "finding_ids": [f.id for f in sorted(result.findings, key=lambda f: -f.severity)],
-                      "worst_severity": int(worst) if worst is not None else None, "probe_id": probe_id}
+                      "worst_severity": int(worst) if worst is not None else None, "probe_id": probe_id,
+                      "samples": 1, "successes": int(result.failure is None), "resolution": "raw"}
             statement = self._insert(Observation).values(**values)
             if probe_id is not None:
                 statement = statement.on_conflict_do_nothing(index_elements=["probe_id"])
@@ -340,6 +343,13 @@ class Store:
             return None
         return session.get(Certificate, latest.chain[0])
 
+    def prune(self, policy: RetentionPolicy, *, now: dt.datetime | None = None,
+              dry_run: bool = False) -> PruneReport:
+        """Apply the retention policy to observation history (see ``tlsward.storage.retention``)."""
+        from tlsward.storage.retention import prune
+
+        return prune(self._transaction, policy, now or _now(), dry_run=dry_run)
+
     def _observation_record(self, session: Session, row: Observation) -> ObservationRecord:
         target = session.scalar(select(Endpoint.target).where(Endpoint.id == row.endpoint_id)) or ""
         return _observation_record(row, target)
@@ -388,9 +398,10 @@ def _endpoint_for(target: Target, current: Endpoint | None) -> EndpointRecord:
     """The record a scan writes: the target's own fields; inventory metadata kept when already known."""
     if current is None:
         return EndpointRecord(target=str(target), host=target.host, port=target.port, scheme=target.scheme,
-                              sni=target.sni)
+                              sni=target.sni, connect=target.connect)
     return EndpointRecord(target=str(target), host=target.host, port=target.port, scheme=target.scheme,
-                          sni=target.sni, owner=current.owner, team=current.team, environment=current.environment,
+                          sni=target.sni, connect=target.connect or current.connect, owner=current.owner,
+                          team=current.team, environment=current.environment,
                           tags=tuple(current.tags or ()), probe_interval_s=current.probe_interval_s,
                           enabled=current.enabled)
 
@@ -404,7 +415,7 @@ def _certificate_values(facts: CertificateFacts, der: bytes) -> dict[str, Any]:
 
 def _endpoint_record(row: Endpoint) -> EndpointRecord:
     return EndpointRecord(target=row.target, host=row.host, port=row.port, scheme=row.scheme, sni=row.sni,
-                          owner=row.owner, team=row.team, environment=row.environment,
+                          connect=row.connect, owner=row.owner, team=row.team, environment=row.environment,
                           tags=tuple(row.tags or ()), probe_interval_s=row.probe_interval_s, enabled=row.enabled,
                           id=row.id, created_at=row.created_at, updated_at=row.updated_at)
 
@@ -422,7 +433,8 @@ def _observation_record(row: Observation, target: str) -> ObservationRecord:
                              handshake_ms=row.handshake_ms, chain=tuple(row.chain or ()),
                              finding_ids=tuple(row.finding_ids or ()),
                              worst_severity=Severity(row.worst_severity) if row.worst_severity is not None else None,
-                             probe_id=row.probe_id, id=row.id)
+                             probe_id=row.probe_id, id=row.id, samples=row.samples, successes=row.successes,
+                             resolution=row.resolution)
 
 
 __all__: Sequence[str] = ("Store", "default_url", "migrate", "open_store", "parse_url")

@@ -64,6 +64,7 @@ class Endpoint(Base):
     port: Mapped[int] = mapped_column(Integer)
     scheme: Mapped[str] = mapped_column(String(32))
     sni: Mapped[str | None] = mapped_column(Text)
+    connect: Mapped[str | None] = mapped_column(Text)   # address to reach instead of resolving host (0002)
     owner: Mapped[str | None] = mapped_column(Text, index=True)
     team: Mapped[str | None] = mapped_column(Text, index=True)
     environment: Mapped[str | None] = mapped_column(Text)
@@ -127,6 +128,44 @@ class Observation(Base):
     finding_ids: Mapped[list[str]] = mapped_column(JSON)
     worst_severity: Mapped[int | None] = mapped_column(Integer)
     probe_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # Retention (0002): a downsampled row stands for ``samples`` probes of which ``successes`` succeeded, so
+    # success rates stay right after history is thinned. ``resolution`` is raw, hour or day.
+    samples: Mapped[int] = mapped_column(Integer, server_default="1")
+    successes: Mapped[int] = mapped_column(Integer, server_default="0")
+    resolution: Mapped[str] = mapped_column(String(8), server_default="raw")
 
-    __table_args__ = (Index("ix_observation_endpoint_time", "endpoint_id", "observed_at"),)
+    __table_args__ = (Index("ix_observation_endpoint_time", "endpoint_id", "observed_at"),
+                      Index("ix_observation_resolution_time", "resolution", "observed_at"))
+
+
+class EndpointFile(Base):
+    """A certificate file a server config says an endpoint serves (0002): how "renewed on disk but not
+    deployed" is noticed, by comparing this file's leaf with the leaf the endpoint presents."""
+
+    __tablename__ = "endpoint_file"
+    __table_args__ = (UniqueConstraint("endpoint_id", "certificate_path", name="uq_endpoint_file_endpoint_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), index=True)
+    server: Mapped[str] = mapped_column(String(16))            # nginx, apache, haproxy
+    config_path: Mapped[str] = mapped_column(Text)
+    config_line: Mapped[int] = mapped_column(Integer)
+    certificate_path: Mapped[str] = mapped_column(Text)
+    key_path: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class FileProblem(Base):
+    """The latest problem discovery reported for a file (0002); cleared when a later walk finds it fine."""
+
+    __tablename__ = "file_problem"
+    __table_args__ = (UniqueConstraint("path", "finding_id", name="uq_file_problem_path_finding"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, index=True)
+    line: Mapped[int | None] = mapped_column(Integer)
+    finding_id: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 

@@ -1,5 +1,7 @@
-"""Every storage test runs against SQLite (a temporary file) and PostgreSQL (127.0.0.1:5432, trust auth, user
-postgres). The session creates a uniquely named PostgreSQL database and drops it at the end."""
+"""Every storage test runs against SQLite (a temporary file) and PostgreSQL (``$TLSWARD_TEST_PG_ADMIN``, by default
+127.0.0.1:5432 with trust auth as user postgres; ``scripts/with-postgres.sh``, which ``make test`` runs pytest under,
+starts a throwaway cluster when none answers). The session creates uniquely named databases and drops them at the
+end. No PostgreSQL is a failure, never a skip."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from tlsward.storage import Store, open_store
 
@@ -22,7 +25,8 @@ def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN}: {str(exc).strip().splitlines()[0]}")
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (run the tests with `make test`, which starts one): "
+                    f"{str(exc).strip().splitlines()[0]}")
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +39,8 @@ def pg_database_factory() -> Iterator[object]:
         with _pg_admin() as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
-        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        return make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
 
     yield create
     if created:
