@@ -1,0 +1,1 @@
+"""Discovery: certificate and key files on disk, and TLS listeners on network ranges."""

@@ -1,0 +1,1 @@
+"""The monitor: scheduled probes, alert evaluation, grouping, routing, silences and notifiers."""
