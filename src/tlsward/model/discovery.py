@@ -89,3 +89,17 @@ class ConfigScan:
     listeners: tuple[ConfiguredListener, ...] = ()
     files_read: tuple[str, ...] = ()
     problems: tuple[FileProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkListener:
+    """An open TCP port found by a network sweep, and whether it answered our ClientHello with TLS."""
+
+    address: str
+    port: int
+    tls: bool
+    detail: str                      # "TLS handshake (0x0303)", "TLS alert handshake_failure", "plaintext HTTP"
+
+    @property
+    def hostport(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
