@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from tlsward import __version__
-from tlsward.cli import inventory, lab, policy, scan
+from tlsward.cli import discover, inventory, lab, policy, scan
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.model.errors import Error, LabError, StorageError, UsageError
 
@@ -17,6 +17,7 @@ app = typer.Typer(help="tlsward keeps TLS from quietly breaking production.", no
 app.add_typer(lab.app, name="lab")
 app.add_typer(policy.app, name="policy")
 app.add_typer(inventory.app, name="inventory")
+inventory.app.add_typer(discover.app, name="discover")
 app.command("scan")(scan.scan)
 err = Console(stderr=True)
 

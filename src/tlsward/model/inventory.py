@@ -56,6 +56,18 @@ class CertificateRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointFileRecord:
+    """A certificate file that a server config says an endpoint serves (from ``inventory discover configs``)."""
+
+    target: str
+    server: str                             # nginx, apache, haproxy
+    config_path: str
+    config_line: int
+    certificate_path: str
+    key_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ObservationRecord:
     """What one scan of one endpoint saw. ``probe_id`` makes a write idempotent."""
 

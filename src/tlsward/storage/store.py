@@ -26,12 +26,14 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tlsward.model.certificate import CertificateFacts
+from tlsward.model.discovery import FileScan
 from tlsward.model.errors import StorageError, UsageError
 from tlsward.model.findings import Severity
 from tlsward.model.inventory import (
     IMPORTED_FIELDS,
     CertificateRecord,
     EndpointChange,
+    EndpointFileRecord,
     EndpointRecord,
     ObservationRecord,
     PruneReport,
@@ -39,7 +41,7 @@ from tlsward.model.inventory import (
 )
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
-from tlsward.storage.tables import Certificate, Endpoint, Observation, Sighting
+from tlsward.storage.tables import Certificate, Endpoint, EndpointFile, FileProblem, Observation, Sighting
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
@@ -181,6 +183,24 @@ class Store:
                     self._upsert_endpoint(session, record, now)
             return changes
 
+    def ensure_endpoints(self, records: Sequence[EndpointRecord]) -> list[EndpointChange]:
+        """Add the records whose targets are not in the inventory; leave known endpoints exactly as they are
+        (discovery must not overwrite what people entered)."""
+        now = _now()
+        with self._transaction() as session:
+            targets = [record.target for record in records]
+            known = set(session.scalars(select(Endpoint.target).where(Endpoint.target.in_(targets)))) \
+                if targets else set()
+            changes = []
+            for record in records:
+                if record.target in known:
+                    changes.append(EndpointChange(record.target, "unchanged"))
+                    continue
+                self._upsert_endpoint(session, record, now)
+                known.add(record.target)
+                changes.append(EndpointChange(record.target, "added"))
+            return changes
+
     def get_endpoint(self, target: str) -> EndpointRecord | None:
         with self._transaction() as session:
             row = session.scalars(select(Endpoint).where(Endpoint.target == target)).one_or_none()
@@ -233,6 +253,82 @@ class Store:
                     leaf = leaf.where(Certificate.not_after <= _shift(now, days_left_max))
                 query = query.where(exists(leaf))
             return [_endpoint_record(row) for row in session.scalars(query)]
+
+    # -- discovery: files on disk and server configs -------------------------------------------------
+
+    def record_files(self, scan: FileScan, roots: Sequence[str], *, now: dt.datetime | None = None) -> int:
+        """Store every certificate found in files (once per fingerprint) with a sighting per file and index,
+        and make the stored file problems under ``roots`` exactly this walk's. Returns new certificates."""
+        now = now or _now()
+        with self._transaction() as session:
+            known = set(session.scalars(select(Certificate.sha256).where(
+                Certificate.sha256.in_({c.facts.sha256 for c in scan.certificates})))) if scan.certificates else set()
+            added = 0
+            for found in scan.certificates:
+                if found.facts.sha256 not in known:
+                    session.execute(self._insert(Certificate).values(**_certificate_values(found.facts, found.der))
+                                    .on_conflict_do_nothing(index_elements=["sha256"]))
+                    known.add(found.facts.sha256)
+                    added += 1
+                sighting = self._insert(Sighting).values(
+                    certificate_sha256=found.facts.sha256, file_path=found.path,
+                    source=f"file:{found.path}#{found.index}", position=found.index, first_seen=now, last_seen=now)
+                session.execute(sighting.on_conflict_do_update(
+                    index_elements=["certificate_sha256", "source"], set_={"last_seen": now}))
+            for root in roots:
+                prefix = root.rstrip("/") + "/"
+                session.execute(delete(FileProblem).where(
+                    (FileProblem.path == root) | FileProblem.path.startswith(prefix, autoescape=True)))
+            for problem in scan.problems:
+                values = {"line": problem.line, "severity": int(problem.finding.severity),
+                          "evidence": problem.finding.evidence, "seen_at": now}
+                session.execute(self._insert(FileProblem).values(path=problem.path, finding_id=problem.finding.id,
+                                                                 **values)
+                                .on_conflict_do_update(index_elements=["path", "finding_id"], set_=values))
+            return added
+
+    def file_problems(self, *, path_prefix: str | None = None) -> list[tuple[str, int | None, str, Severity, str]]:
+        """(path, line, finding id, severity, evidence) of stored file problems, worst first."""
+        with self._transaction() as session:
+            query = select(FileProblem).order_by(FileProblem.severity.desc(), FileProblem.path)
+            if path_prefix is not None:
+                query = query.where(FileProblem.path.startswith(path_prefix, autoescape=True))
+            return [(row.path, row.line, row.finding_id, Severity(row.severity), row.evidence)
+                    for row in session.scalars(query)]
+
+    def link_endpoint_files(self, record: EndpointRecord, links: Sequence[EndpointFileRecord], *,
+                            now: dt.datetime | None = None) -> EndpointRecord:
+        """Upsert a config-discovered endpoint (owner/team/tags already stored are kept unless given) and
+        replace the files its config says it serves."""
+        now = now or _now()
+        with self._transaction() as session:
+            current = session.scalars(select(Endpoint).where(Endpoint.target == record.target)).one_or_none()
+            if current is not None:
+                record = EndpointRecord(
+                    target=record.target, host=record.host, port=record.port, scheme=record.scheme,
+                    sni=record.sni, connect=record.connect, owner=record.owner or current.owner,
+                    team=record.team or current.team, environment=record.environment or current.environment,
+                    tags=tuple(dict.fromkeys((*(current.tags or ()), *record.tags))),
+                    probe_interval_s=current.probe_interval_s, enabled=current.enabled)
+            row = self._upsert_endpoint(session, record, now)
+            session.execute(delete(EndpointFile).where(EndpointFile.endpoint_id == row.id))
+            for link in {link.certificate_path: link for link in links}.values():
+                session.add(EndpointFile(endpoint_id=row.id, server=link.server, config_path=link.config_path,
+                                         config_line=link.config_line, certificate_path=link.certificate_path,
+                                         key_path=link.key_path, seen_at=now))
+            return _endpoint_record(row)
+
+    def endpoint_files(self, target: str | None = None) -> list[EndpointFileRecord]:
+        """The certificate files server configs link to endpoints (one endpoint's, or all), by target."""
+        with self._transaction() as session:
+            query = select(EndpointFile, Endpoint.target).join(Endpoint).order_by(Endpoint.target,
+                                                                                   EndpointFile.certificate_path)
+            if target is not None:
+                query = query.where(Endpoint.target == target)
+            return [EndpointFileRecord(target=endpoint_target, server=row.server, config_path=row.config_path,
+                                       config_line=row.config_line, certificate_path=row.certificate_path,
+                                       key_path=row.key_path)
+                    for row, endpoint_target in session.execute(query)]
 
     # -- scans and observations --------------------------------------------------------------------
 
