@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -167,9 +168,13 @@ def import_(
     for message in outcome.rejected:
         err.print(message, highlight=False, markup=False)
     would = "" if outcome.written else "would be "
+    # Plain writes: rich costs ~0.2 ms a line, 20 s for an import of 100,000 endpoints. Unchanged rows are
+    # only counted.
     for change in outcome.changes:
-        fields = f" ({', '.join(change.fields)})" if change.fields else ""
-        out.print(f"{would}{change.kind} {change.target}{fields}", highlight=False, markup=False)
+        if change.kind != "unchanged":
+            fields = f" ({', '.join(change.fields)})" if change.fields else ""
+            sys.stdout.write(f"{would}{change.kind} {change.target}{fields}\n")
+    sys.stdout.flush()
     counts = {kind_: sum(c.kind == kind_ for c in outcome.changes) for kind_ in ("added", "updated", "unchanged")}
     note = "" if outcome.written else (" (dry run: nothing written)" if dry_run else
                                        " (--atomic: nothing written)")

