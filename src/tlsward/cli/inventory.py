@@ -103,7 +103,7 @@ def list_(
     with open_store(db) as store:
         records = store.list_endpoints(owner=owner, team=team, tag=tag, issuer=issuer, days_left_max=days_left,
                                        failing=True if failing else None, now=now)
-        rows = [(record, *store.latest(record.target)) for record in records]
+        rows = store.endpoint_states(records)
     if as_json:
         print(json.dumps([_endpoint_json(r, o, leaf, now) for r, o, leaf in rows], indent=2))
         return

@@ -339,6 +339,45 @@ class Store:
                                        key_path=row.key_path)
                     for row, endpoint_target in session.execute(query)]
 
+    def endpoint_states(self, records: Sequence[EndpointRecord]) -> list[
+            tuple[EndpointRecord, ObservationRecord | None, CertificateRecord | None]]:
+        """Each record with its newest observation and the leaf of its newest successful one, read with a few
+        set-based queries (``inventory list`` at 100,000 endpoints must stay under a second)."""
+        ids = [record.id for record in records if record.id is not None]
+        latest: dict[int, Observation] = {}
+        leaves: dict[int, str] = {}
+        certificates: dict[str, CertificateRecord] = {}
+        with self._transaction() as session:
+            for start in range(0, len(ids), IMPORT_CHUNK):
+                chunk = ids[start:start + IMPORT_CHUNK]
+                for success_only in (False, True):
+                    ranked = select(Observation.id, func.row_number().over(
+                        partition_by=Observation.endpoint_id,
+                        order_by=(Observation.observed_at.desc(), Observation.id.desc())).label("rank")).where(
+                        Observation.endpoint_id.in_(chunk))
+                    if success_only:
+                        ranked = ranked.where(Observation.success.is_(True))
+                    ranked_sq = ranked.subquery()
+                    rows = session.scalars(select(Observation).join(ranked_sq, ranked_sq.c.id == Observation.id)
+                                           .where(ranked_sq.c.rank == 1))
+                    for row in rows:
+                        if not success_only:
+                            latest[row.endpoint_id] = row
+                        elif row.chain:
+                            leaves[row.endpoint_id] = row.chain[0]
+            wanted = sorted(set(leaves.values()))
+            for start in range(0, len(wanted), IMPORT_CHUNK):
+                for cert in session.scalars(select(Certificate).where(
+                        Certificate.sha256.in_(wanted[start:start + IMPORT_CHUNK]))):
+                    certificates[cert.sha256] = _certificate_record(cert)
+        states = []
+        for record in records:
+            observation = latest.get(record.id) if record.id is not None else None
+            leaf = leaves.get(record.id) if record.id is not None else None
+            states.append((record, _observation_record(observation, record.target) if observation else None,
+                           certificates.get(leaf) if leaf else None))
+        return states
+
     # -- scans and observations --------------------------------------------------------------------
 
     def record_scan(self, result: ScanResult, *, probe_id: str | None = None) -> ObservationRecord:
@@ -356,16 +395,8 @@ class Store:
             endpoint = self._upsert_endpoint(session, _endpoint_for(target, current), _now())
             chain = self._store_chain(session, result, endpoint.id, now)
             session.flush()
-            worst = max((f.severity for f in result.findings), default=None)
-            session_facts = result.session
-            values = {"endpoint_id": endpoint.id, "observed_at": now, "success": result.failure is None,
-                      "failure_kind": str(result.failure.kind) if result.failure is not None else None,
-                      "version": session_facts.version if session_facts else None,
-                      "cipher": session_facts.cipher if session_facts else None,
-                      "handshake_ms": result.timings.handshake_ms, "chain": list(chain),
-                      "finding_ids": [f.id for f in sorted(result.findings, key=lambda f: -f.severity)],
-                      "worst_severity": int(worst) if worst is not None else None, "probe_id": probe_id,
-                      "samples": 1, "successes": int(result.failure is None), "resolution": "raw"}
+            values = _observation_values(result, endpoint.id, probe_id)
+            values["chain"] = list(chain)
             statement = self._insert(Observation).values(**values)
             if probe_id is not None:
                 statement = statement.on_conflict_do_nothing(index_elements=["probe_id"])
@@ -375,6 +406,63 @@ class Store:
                     select(Observation).where(Observation.endpoint_id == endpoint.id)
                     .order_by(Observation.id.desc()).limit(1)).one()
             return self._observation_record(session, row)
+
+    def record_scans(self, batch: Sequence[tuple[ScanResult, str | None]]) -> int:
+        """Record many scans (result, probe_id) in one transaction with a handful of set-based statements:
+        what the monitor does after every round of probes. Endpoints unknown to the inventory are added
+        (known ones are left as they are); a probe_id already stored is skipped. Returns observations written."""
+        if not batch:
+            return 0
+        now = _now()
+        written = 0
+        with self._transaction() as session:
+            for start in range(0, len(batch), IMPORT_CHUNK):
+                written += self._record_chunk(session, batch[start:start + IMPORT_CHUNK], now)
+        return written
+
+    def _record_chunk(self, session: Session, chunk: Sequence[tuple[ScanResult, str | None]],
+                      now: dt.datetime) -> int:
+        probe_ids = [probe_id for _, probe_id in chunk if probe_id is not None]
+        done = set(session.scalars(select(Observation.probe_id).where(Observation.probe_id.in_(probe_ids)))) \
+            if probe_ids else set()
+        todo = [(result, probe_id) for result, probe_id in chunk if probe_id is None or probe_id not in done]
+        if not todo:
+            return 0
+        targets = {str(result.target): result.target for result, _ in todo}
+        ids = {target: id_ for target, id_ in session.execute(
+            select(Endpoint.target, Endpoint.id).where(Endpoint.target.in_(list(targets))))}
+        missing = [{**_endpoint_values(_endpoint_for(target, None), now), "created_at": now}
+                   for text_, target in targets.items() if text_ not in ids]
+        if missing:
+            session.execute(insert(Endpoint), missing)
+            ids.update((target, id_) for target, id_ in session.execute(select(Endpoint.target, Endpoint.id).where(
+                Endpoint.target.in_([row["target"] for row in missing]))))
+        certificates: dict[str, dict[str, Any]] = {}
+        sightings: dict[tuple[str, str], dict[str, Any]] = {}
+        observations = []
+        for result, probe_id in todo:
+            endpoint_id = ids[str(result.target)]
+            ders = {hashlib.sha256(der).hexdigest(): der
+                    for der in (result.session.chain_der if result.session is not None else ())}
+            for position, facts in enumerate(result.chain):
+                certificates.setdefault(facts.sha256, _certificate_values(facts, ders.get(facts.sha256, b"")))
+                source = f"endpoint:{endpoint_id}:{position}"
+                sightings[(facts.sha256, source)] = {
+                    "certificate_sha256": facts.sha256, "endpoint_id": endpoint_id, "source": source,
+                    "position": position, "first_seen": result.scanned_at, "last_seen": result.scanned_at}
+            observations.append(_observation_values(result, endpoint_id, probe_id))
+        known = set(session.scalars(select(Certificate.sha256).where(Certificate.sha256.in_(list(certificates))))) \
+            if certificates else set()
+        new_certificates = [values for sha256, values in certificates.items() if sha256 not in known]
+        if new_certificates:
+            session.execute(insert(Certificate), new_certificates)
+        if sightings:
+            statement = self._insert(Sighting)
+            session.execute(statement.on_conflict_do_update(
+                index_elements=["certificate_sha256", "source"], set_={"last_seen": statement.excluded.last_seen}),
+                list(sightings.values()))
+        session.execute(insert(Observation), observations)
+        return len(observations)
 
     def _store_chain(self, session: Session, result: ScanResult, endpoint_id: int,
                      now: dt.datetime) -> list[str]:
@@ -509,6 +597,18 @@ def _endpoint_for(target: Target, current: Endpoint | None) -> EndpointRecord:
                           team=current.team, environment=current.environment,
                           tags=tuple(current.tags or ()), probe_interval_s=current.probe_interval_s,
                           enabled=current.enabled)
+
+
+def _observation_values(result: ScanResult, endpoint_id: int, probe_id: str | None) -> dict[str, Any]:
+    worst = max((f.severity for f in result.findings), default=None)
+    session = result.session
+    return {"endpoint_id": endpoint_id, "observed_at": result.scanned_at, "success": result.failure is None,
+            "failure_kind": str(result.failure.kind) if result.failure is not None else None,
+            "version": session.version if session else None, "cipher": session.cipher if session else None,
+            "handshake_ms": result.timings.handshake_ms, "chain": [facts.sha256 for facts in result.chain],
+            "finding_ids": [f.id for f in sorted(result.findings, key=lambda f: -f.severity)],
+            "worst_severity": int(worst) if worst is not None else None, "probe_id": probe_id,
+            "samples": 1, "successes": int(result.failure is None), "resolution": "raw"}
 
 
 def _endpoint_values(record: EndpointRecord, now: dt.datetime) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""The batch writer the monitor uses stores exactly what one-at-a-time writes store, and the bulk state read
+behind ``inventory list`` agrees with the per-endpoint reads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import func, select
+
+from tests.unit.storage.builders import DAY, NOW, failed_result, scan_result
+from tlsward.model.inventory import EndpointRecord
+from tlsward.storage import Store
+from tlsward.storage.tables import Certificate, Sighting
+
+
+def _rows(store: Store) -> tuple[int, int]:
+    with store.engine.connect() as connection:
+        return (connection.scalar(select(func.count()).select_from(Certificate)) or 0,
+                connection.scalar(select(func.count()).select_from(Sighting)) or 0)
+
+
+def test_record_scans_matches_record_scan(store: Store) -> None:
+    batch = [(scan_result("a.test:443", at=NOW - DAY), "p1"), (scan_result("b.test:443", at=NOW - DAY), "p2"),
+             (failed_result("a.test:443", at=NOW), "p3"), (scan_result("b.test:443", leaf="b2.test", at=NOW), "p4")]
+    assert store.record_scans(batch) == 4
+    assert store.record_scans(batch) == 0, "probe ids already stored must be skipped"
+    a = store.observations("a.test:443")
+    assert [(o.probe_id, o.success, o.failure_kind, len(o.chain), o.samples, o.successes) for o in a] == [
+        ("p3", False, "refused", 0, 1, 0), ("p1", True, None, 2, 1, 1)]
+    b = store.observations("b.test:443")
+    assert b[0].chain[0] == batch[3][0].chain[0].sha256 and b[1].chain[0] == batch[1][0].chain[0].sha256
+    # 3 leaves + the shared intermediate, each stored once; a sighting per (certificate, endpoint, position).
+    assert _rows(store) == (4, 5)
+    assert {e.target for e in store.list_endpoints()} == {"a.test:443", "b.test:443"}
+
+
+def test_record_scans_leaves_known_endpoints_alone(store: Store) -> None:
+    store.upsert_endpoint(EndpointRecord(target="a.test:443", host="a.test", port=443, sni="a.test", owner="ana",
+                                         tags=("pci",)))
+    store.record_scans([(scan_result("a.test:443"), None)])
+    endpoint = store.get_endpoint("a.test:443")
+    assert endpoint is not None and (endpoint.owner, endpoint.tags) == ("ana", ("pci",))
+
+
+def test_endpoint_states_agree_with_latest(store: Store) -> None:
+    store.record_scans([(scan_result("a.test:443", at=NOW - DAY), None), (failed_result("a.test:443", at=NOW), None),
+                        (scan_result("b.test:443", days_left=5, at=NOW), None)])
+    store.upsert_endpoint(EndpointRecord(target="c.test:443", host="c.test", port=443))
+    records = store.list_endpoints()
+    states = store.endpoint_states(records)
+    assert [s[0].target for s in states] == ["a.test:443", "b.test:443", "c.test:443"]
+    for record, observation, leaf in states:
+        expected_observation, expected_leaf = store.latest(record.target)
+        assert observation == expected_observation
+        assert (leaf and dataclasses.replace(leaf, der=b"")) == (
+            expected_leaf and dataclasses.replace(expected_leaf, der=b""))
+    assert states[0][1] is not None and not states[0][1].success and states[0][2] is not None
+    assert states[2][1] is None and states[2][2] is None
