@@ -105,7 +105,8 @@ def list_(
                                        failing=True if failing else None, now=now)
         rows = store.endpoint_states(records)
     if as_json:
-        print(json.dumps([_endpoint_json(r, o, leaf, now) for r, o, leaf in rows], indent=2))
+        # Compact: the C encoder is ~10x faster than indent=2 (pipe through `jq` to read it).
+        print(json.dumps([_endpoint_json(r, o, leaf, now) for r, o, leaf in rows]))
         return
     table = Table(title=f"{len(rows)} endpoints")
     for column in ("target", "owner", "team", "last result", "worst finding", "leaf expiry"):

@@ -38,7 +38,7 @@ def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
 
 
 def prune(transaction: Callable[[], AbstractContextManager[Session]], policy: RetentionPolicy, now: dt.datetime,
-          *, dry_run: bool = False) -> PruneReport:
+          refresh_state: Callable[[Session, Sequence[int] | None], None], *, dry_run: bool = False) -> PruneReport:
     """One retention pass. ``transaction`` opens a write transaction (the store's)."""
     expired_before = now - dt.timedelta(days=policy.daily_days)
     with transaction() as session:
@@ -53,6 +53,8 @@ def prune(transaction: Callable[[], AbstractContextManager[Session]], policy: Re
     hourly = _fold(transaction, ("raw",), "hour", hour_cutoff, day_cutoff, dry_run)
     with transaction() as session:
         kept = session.scalar(select(func.count()).select_from(Observation)) or 0
+        if not dry_run and (expired or hourly or daily):
+            refresh_state(session, None)   # the newest rows may have been folded into others or deleted
     if dry_run:
         kept -= expired + hourly + daily
     return PruneReport(deleted_expired=expired, folded_hourly=hourly, folded_daily=daily, kept=kept)

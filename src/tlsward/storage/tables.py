@@ -73,6 +73,14 @@ class Endpoint(Base):
     enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # The endpoint's current state, kept by the store on every write (0003) so that list filters and the
+    # exporter read one row per endpoint instead of searching its history. Plain ids, not foreign keys:
+    # observation already points here, and retention may delete what these name.
+    last_observation_id: Mapped[int | None] = mapped_column(Integer)
+    last_success_id: Mapped[int | None] = mapped_column(Integer)
+    last_success: Mapped[bool | None] = mapped_column(Boolean, index=True)
+    leaf_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    leaf_not_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 class Certificate(Base):

@@ -93,3 +93,10 @@ def test_upgrade_from_the_previous_schema_keeps_every_row(empty_db_url: str) -> 
             ("p3", True, 1, 1, "raw"), ("p2", False, 1, 0, "raw"), ("p1", True, 1, 1, "raw")]
         with store.engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() == head()
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    """open_store skips Alembic when the database is at HEAD_REVISION: it must be the real head."""
+    from tlsward.storage.store import HEAD_REVISION
+
+    assert head() == HEAD_REVISION
