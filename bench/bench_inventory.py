@@ -156,7 +156,8 @@ def main() -> None:
         (f"`inventory list --days-left 30` at {ENDPOINTS:,} endpoints under 1 s", results["list_s"] < 1,
          f"{results['list_s']:.2f} s, {results['list_matches']:,.0f} matches"),
     ]
-    rows = [["`tlsward inventory import` (CSV)", f"{results['import_s']:.1f} s", f"{results['import_rss_mib']:.0f} MiB"],
+    rows = [["`tlsward inventory import` (CSV)", f"{results['import_s']:.1f} s",
+             f"{results['import_rss_mib']:.0f} MiB"],
             ["`Store.record_scans` (monitor writes)", f"{results['observations_per_s']:,.0f} observations/s", "-"],
             ["`tlsward inventory list --days-left 30`", f"{results['list_s']:.2f} s", "-"],
             ["`tlsward inventory discover files`", f"{results['discover_s']:.1f} s",

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="The inventory: endpoints, their owners, certificates and scan history.",
                   no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
