@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.e2e.test_scan_cli import explain, tlsward
 from tlsward.cli.exit_codes import ExitCode
@@ -79,6 +82,13 @@ def test_discover_files_reports_mismatch_and_exposure_stores_certificates(tmp_pa
     assert f"{certs}/broken.pem:1: file.unparseable" in proc.stdout
     assert "good.key: file." not in proc.stdout, "a matching 0600 key is not a problem"
     assert "2 certificates, 2 private keys" in proc.stdout and "2 certificates new to the inventory" in proc.stdout
+    fingerprint = hashlib.sha256(x509.load_pem_x509_certificate(good_cert).public_bytes(Encoding.DER)).hexdigest()
+    (certs / "copy.pem").write_bytes(good_cert)        # one certificate, two places
+    tlsward("inventory", "discover", "files", str(certs), "--db", db)
+    shown = tlsward("inventory", "cert", fingerprint[:12], "--db", db)
+    assert shown.returncode == ExitCode.OK and "CN=good.test" in shown.stdout, explain(shown)
+    assert f"{certs}/good.crt #0" in shown.stdout and f"{certs}/copy.pem #0" in shown.stdout, explain(shown)
+    (certs / "copy.pem").unlink()
     lenient = tlsward("inventory", "discover", "files", str(certs), "--fail-on", "critical", "--db", db)
     assert lenient.returncode == ExitCode.FINDINGS and "0 certificates new" in lenient.stdout, explain(lenient)
     (certs / "site.key").unlink()

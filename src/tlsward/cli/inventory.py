@@ -144,6 +144,27 @@ def show(target: Annotated[str, typer.Argument(help="The endpoint, as added or s
 
 
 @app.command()
+def cert(sha256: Annotated[str, typer.Argument(help="SHA-256 fingerprint of the certificate, or its start "
+                                                "(at least 8 hex digits)")], db: Db = None) -> None:
+    """A certificate and every place it was seen: endpoints (chain position) and files on disk."""
+    prefix = sha256.strip().lower().replace(":", "")
+    if len(prefix) < 8 or any(ch not in "0123456789abcdef" for ch in prefix):
+        raise UsageError(f"{sha256!r}: give at least 8 hex digits of a SHA-256 fingerprint")
+    now = dt.datetime.now(dt.UTC)
+    with open_store(db) as store:
+        found = store.certificate_places(prefix)
+    if not found:
+        raise UsageError(f"no certificate in the inventory has a fingerprint starting with {prefix}")
+    for record, places in found:
+        out.rule(f"[bold]{record.subject}[/]", align="left")
+        out.print(f"issuer {record.issuer}; {record.key_type}-{record.key_bits}; {_expiry(record, now)}; "
+                  f"sha256 {record.sha256}", highlight=False)
+        for place, position, first, last in places:
+            where = f"#{position}" if position is not None else ""
+            out.print(f"  {place} {where}  (seen {first:%Y-%m-%d} .. {last:%Y-%m-%d %H:%M} UTC)", highlight=False)
+
+
+@app.command()
 def rm(target: Annotated[str, typer.Argument(help="The endpoint to forget")], db: Db = None) -> None:
     """Remove an endpoint and its history (certificates stay)."""
     with open_store(db) as store:

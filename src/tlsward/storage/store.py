@@ -312,6 +312,28 @@ class Store:
             return [(row.path, row.line, row.finding_id, Severity(row.severity), row.evidence)
                     for row in session.scalars(query)]
 
+    def certificate_places(self, sha256_prefix: str, *, limit: int = 20) -> list[
+            tuple[CertificateRecord, list[tuple[str, int | None, dt.datetime, dt.datetime]]]]:
+        """Certificates whose fingerprint starts with the prefix, each with every place it was seen: an
+        endpoint target or a file path, the position (chain position or index in the file), first and last
+        seen. One certificate, many places."""
+        prefix = sha256_prefix.strip().lower().replace(":", "")
+        with self._transaction() as session:
+            certificates = list(session.scalars(select(Certificate).where(
+                Certificate.sha256.startswith(prefix, autoescape=True)).order_by(Certificate.sha256).limit(limit)))
+            found = []
+            for cert in certificates:
+                rows = session.execute(
+                    select(Sighting.endpoint_id, Endpoint.target, Sighting.file_path, Sighting.config_path,
+                           Sighting.position, Sighting.first_seen, Sighting.last_seen)
+                    .outerjoin(Endpoint, Endpoint.id == Sighting.endpoint_id)
+                    .where(Sighting.certificate_sha256 == cert.sha256)
+                    .order_by(Sighting.last_seen.desc()))
+                places = [(target or file_path or config_path or "?", position, first, last)
+                          for _, target, file_path, config_path, position, first, last in rows]
+                found.append((_certificate_record(cert), places))
+            return found
+
     def link_endpoint_files(self, record: EndpointRecord, links: Sequence[EndpointFileRecord], *,
                             now: dt.datetime | None = None) -> EndpointRecord:
         """Upsert a config-discovered endpoint (owner/team/tags already stored are kept unless given) and
