@@ -141,3 +141,22 @@ class PruneReport:
     folded_hourly: int = 0          # raw rows merged into hourly rows (the survivors not counted)
     folded_daily: int = 0           # raw or hourly rows merged into daily rows
     kept: int = 0                   # rows left
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSummary:
+    """One line of ``inventory list``: the endpoint, its newest observation and the leaf it last presented,
+    read in one query (at 100,000 endpoints the full records cost more than the answer)."""
+
+    endpoint: EndpointRecord
+    observed_at: dt.datetime | None = None          # None: never scanned
+    success: bool | None = None
+    failure_kind: str | None = None
+    version: str | None = None
+    cipher: str | None = None
+    finding_ids: tuple[str, ...] = ()
+    worst_severity: Severity | None = None
+    leaf_sha256: str | None = None
+    leaf_subject: str | None = None
+    leaf_issuer: str | None = None
+    leaf_not_after: dt.datetime | None = None

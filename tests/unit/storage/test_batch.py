@@ -56,3 +56,26 @@ def test_endpoint_states_agree_with_latest(store: Store) -> None:
             expected_leaf and dataclasses.replace(expected_leaf, der=b""))
     assert states[0][1] is not None and not states[0][1].success and states[0][2] is not None
     assert states[2][1] is None and states[2][2] is None
+
+
+def test_endpoint_summaries_agree_with_records_under_every_filter(store: Store) -> None:
+    store.record_scans([
+        (scan_result("a.test:443", issuer="CN=Corp CA", days_left=5, at=NOW - DAY), None),
+        (failed_result("a.test:443", at=NOW), None),
+        (scan_result("b.test:443", issuer="CN=Public CA", days_left=50, at=NOW), None),
+        (scan_result("c.test:443", issuer="CN=Corp CA", days_left=200, at=NOW), None)])
+    store.upsert_endpoint(EndpointRecord(target="d.test:443", host="d.test", port=443, team="web"))
+    for filters in ({}, {"issuer": "corp"}, {"issuer": "public"}, {"days_left_max": 30.0}, {"failing": True},
+                    {"failing": False}, {"team": "web"}, {"issuer": "corp", "days_left_max": 100.0}):
+        summaries = store.endpoint_summaries(now=NOW, **filters)
+        states = store.endpoint_states(store.list_endpoints(now=NOW, **filters))
+        assert [s.endpoint.target for s in summaries] == [r.target for r, _, _ in states], filters
+        for summary, (_, observation, leaf) in zip(summaries, states, strict=True):
+            assert summary.observed_at == (observation.observed_at if observation else None)
+            assert summary.success == (observation.success if observation else None)
+            assert summary.finding_ids == (observation.finding_ids if observation else ())
+            assert (summary.leaf_sha256, summary.leaf_issuer, summary.leaf_not_after) == (
+                (leaf.sha256, leaf.issuer, leaf.not_after) if leaf else (None, None, None))
+    assert [s.endpoint.target for s in store.endpoint_summaries(issuer="corp", now=NOW)] == ["a.test:443",
+                                                                                            "c.test:443"]
+    assert [s.endpoint.target for s in store.endpoint_summaries(failing=True, now=NOW)] == ["a.test:443"]
