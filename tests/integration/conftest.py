@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from tests.integration.test_notifiers import alertmanager, pki  # noqa: F401 - shared fixtures (the real receivers)
 from tlsward.lab import LabState
 
 # Real peers we did not write. They are required: a missing tool is a failure, never a skip.

@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 
 from tlsward import __version__
-from tlsward.cli import discover, inventory, lab, policy, scan
+from tlsward.cli import alerts, discover, inventory, lab, policy, scan
 from tlsward.cli.exit_codes import ExitCode
+from tlsward.cli.monitor import monitor
 from tlsward.model.errors import Error, LabError, StorageError, UsageError
 
 app = typer.Typer(help="tlsward keeps TLS from quietly breaking production.", no_args_is_help=True,
@@ -19,6 +20,8 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(inventory.app, name="inventory")
 inventory.app.add_typer(discover.app, name="discover")
 app.command("scan")(scan.scan)
+app.command("monitor")(monitor)
+app.add_typer(alerts.app, name="alerts")
 err = Console(stderr=True)
 
 

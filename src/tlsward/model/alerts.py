@@ -64,3 +64,18 @@ class Notification:
     alert: Alert
     kind: NotificationKind
     receiver: str                             # the configured receiver's name
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert as the monitor keeps it between rounds and restarts: the alert, how far it has escalated
+    (``stage``, e.g. the expiry threshold crossed: "30d", "7d"), what was last notified, and acks."""
+
+    alert: Alert
+    stage: str = ""
+    notified_stage: str | None = None          # None: never notified (silenced, or no receiver matched yet)
+    last_notified_at: dt.datetime | None = None
+    acked_at: dt.datetime | None = None
+    acked_by: str | None = None
+    updated_at: dt.datetime | None = None
+    id: int | None = None

@@ -38,6 +38,7 @@ from tlsward.model.inventory import (
     PruneReport,
     RetentionPolicy,
 )
+from tlsward.model.monitor import ChainCert, EndpointWatch
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.storage.tables import Certificate, Endpoint, EndpointFile, FileProblem, Observation, Sighting
@@ -103,7 +104,7 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-HEAD_REVISION = "0003"   # the newest migration; a test checks it against migrations/versions
+HEAD_REVISION = "0004"   # the newest migration; a test checks it against migrations/versions
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -290,6 +291,74 @@ class Store:
                 worst_severity=Severity(row.worst_severity) if row.worst_severity is not None else None,
                 leaf_sha256=row.leaf_sha256, leaf_subject=row.leaf_subject, leaf_issuer=row.leaf_issuer,
                 leaf_not_after=row.leaf_not_after) for row in session.execute(query)]
+
+    def watch_states(self, endpoint_ids: Sequence[int], *, failing_window: int = 3) -> list[EndpointWatch]:
+        """What the monitor's alert rules read for these endpoints, in a few set-based queries per chunk: the
+        newest observation, the run of failures (up to ``failing_window``), the newest successful chain and
+        the leaf of the success before it."""
+        window = max(failing_window, 1)
+        watches: list[EndpointWatch] = []
+        with self._transaction() as session:
+            for start in range(0, len(endpoint_ids), IMPORT_CHUNK):
+                chunk = list(endpoint_ids[start:start + IMPORT_CHUNK])
+                endpoints = {row.id: _endpoint_record(row) for row in session.execute(
+                    select(*Endpoint.__table__.c).where(Endpoint.id.in_(chunk)))}
+                recent = self._ranked(session, chunk, window, success_only=False)
+                successes = self._ranked(session, chunk, 2, success_only=True)
+                shas = {sha for rows in successes.values() for row in rows for sha in (row.chain or ())}
+                certs: dict[str, ChainCert] = {}
+                wanted = sorted(shas)
+                for offset in range(0, len(wanted), IMPORT_CHUNK):
+                    for cert in session.execute(select(
+                            Certificate.sha256, Certificate.subject, Certificate.issuer, Certificate.not_before,
+                            Certificate.not_after).where(Certificate.sha256.in_(wanted[offset:offset + IMPORT_CHUNK]))):
+                        certs[cert.sha256] = ChainCert(cert.sha256, cert.subject, cert.issuer, cert.not_before,
+                                                       cert.not_after)
+                for endpoint_id in chunk:
+                    record = endpoints.get(endpoint_id)
+                    if record is None:
+                        continue
+                    rows = recent.get(endpoint_id, [])
+                    newest = rows[0] if rows else None
+                    failures = 0
+                    for row in rows:
+                        if row.success:
+                            break
+                        failures += 1
+                    good = successes.get(endpoint_id, [])
+                    chain = tuple(certs[sha] for sha in (good[0].chain or ()) if sha in certs) if good else ()
+                    previous = None
+                    if len(good) > 1 and good[1].chain and good[0].chain and good[1].chain[0] != good[0].chain[0]:
+                        previous = certs.get(good[1].chain[0])
+                    watches.append(EndpointWatch(
+                        endpoint=record, observed_at=newest.observed_at if newest else None,
+                        success=newest.success if newest else None,
+                        failure_kind=newest.failure_kind if newest else None,
+                        finding_ids=tuple(newest.finding_ids or ()) if newest else (),
+                        consecutive_failures=failures, chain=chain,
+                        chain_seen_at=good[0].observed_at if good else None, previous_leaf=previous,
+                        previous_leaf_until=good[0].observed_at if previous is not None else None))
+        return watches
+
+    @staticmethod
+    def _ranked(session: Session, endpoint_ids: list[int], depth: int, *, success_only: bool) -> dict[int, list[Any]]:
+        """The newest ``depth`` observations (or successes) of each endpoint, newest first."""
+        ranked = select(Observation.id.label("oid"), func.row_number().over(
+            partition_by=Observation.endpoint_id,
+            order_by=(Observation.observed_at.desc(), Observation.id.desc())).label("rank")).where(
+            Observation.endpoint_id.in_(endpoint_ids))
+        if success_only:
+            ranked = ranked.where(Observation.success.is_(True))
+        ranked_sq = ranked.subquery()
+        rows = session.execute(
+            select(Observation.endpoint_id, Observation.observed_at, Observation.success, Observation.failure_kind,
+                   Observation.finding_ids, Observation.chain, ranked_sq.c.rank)
+            .join(ranked_sq, ranked_sq.c.oid == Observation.id).where(ranked_sq.c.rank <= depth)
+            .order_by(Observation.endpoint_id, ranked_sq.c.rank))
+        grouped: dict[int, list[Any]] = {}
+        for row in rows:
+            grouped.setdefault(row.endpoint_id, []).append(row)
+        return grouped
 
     def _filtered(self, query: Any, *, owner: str | None, team: str | None, tag: str | None, issuer: str | None,
                   days_left_max: float | None, failing: bool | None, now: dt.datetime) -> Any:

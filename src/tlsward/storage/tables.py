@@ -177,3 +177,46 @@ class FileProblem(Base):
     evidence: Mapped[str] = mapped_column(Text)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
+
+
+class AlertRow(Base):
+    """The monitor's alerts (0004): one row per alert key, firing or resolved; notifications are decided from
+    ``stage`` versus ``notified_stage`` and ``last_notified_at``, so a restart neither forgets nor repeats."""
+
+    __tablename__ = "alert"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    severity: Mapped[int] = mapped_column(Integer)
+    route: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    fix: Mapped[str] = mapped_column(Text)
+    endpoints: Mapped[list[str]] = mapped_column(JSON)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(Text)
+    team: Mapped[str | None] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(32))
+    notified_stage: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acked_by: Mapped[str | None] = mapped_column(Text)
+
+
+class SilenceRow(Base):
+    """Silences and maintenance windows (0004): label matchers and a time range."""
+
+    __tablename__ = "silence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matchers: Mapped[dict[str, str]] = mapped_column(JSON)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    created_by: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

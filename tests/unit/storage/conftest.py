@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from tlsward.storage import Store, open_store
 
 PG_ADMIN = os.environ.get("TLSWARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("observation", "sighting", "certificate", "endpoint")
+TABLES = ("observation", "sighting", "certificate", "endpoint", "endpoint_file", "file_problem", "alert", "silence")
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:

@@ -1,0 +1,227 @@
+"""The monitor's config file (TOML or YAML): probe settings, alert thresholds, routes, receivers, retention.
+
+Every key is optional; unknown keys and bad values are one-line usage errors naming the file and the key,
+because a typo in an alerting config must not silently mean "never page".
+
+    [probes]            interval = "5m", jitter = 0.1, concurrency = 200, timeout = "5s",
+                        failure_backoff_max = "30m", batch_size = 500, refresh = "30s", prune_every = "1h",
+                        ca_files = ["/etc/ssl/internal-ca.pem"]
+    [alerts]            failing_after = 3, failing_route = "page", chain_change_hold = "24h",
+                        renotify_page = "4h", renotify_ticket = "24h"
+    [alerts.expiry]     thresholds = [30, 14, 7, 3], routes = ["ticket", "ticket", "page", "page"]
+    [alerts.findings]   "protocol.tls10" = "ticket", ...   (replaces the default list when given)
+    [retention]         raw_days = 14, hourly_days = 90, daily_days = 400
+    [[routes]]          match = { team = "payments" }, receivers = ["pd-payments"], continue = false
+    [receivers.NAME]    kind = "slack" | "webhook" | "email" | "pagerduty" | "alertmanager", ... (docs/monitor.md)
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tlsward.model.alerts import Route
+from tlsward.model.errors import UsageError
+from tlsward.model.findings import FINDING_CATALOGUE
+from tlsward.model.inventory import RetentionPolicy
+from tlsward.model.monitor import AlertSettings, ExpiryAlerts, MonitorConfig, ProbeSettings, RouteRule
+from tlsward.monitor.notify import ReceiverConfig, receivers_from_mapping
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention"}
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: MonitorConfig = field(default_factory=MonitorConfig)
+    receivers: tuple[ReceiverConfig, ...] = ()
+
+
+def parse_duration(value: object, where: str) -> float:
+    """``90``, ``"90s"``, ``"5m"``, ``"4h"``, ``"30d"`` -> seconds. Raises UsageError naming ``where``."""
+    if isinstance(value, bool):
+        raise UsageError(f"{where}: expected a duration like '5m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise UsageError(f"{where}: expected a duration like '90s', '5m', '4h' or '30d', got {value!r}")
+    if seconds <= 0:
+        raise UsageError(f"{where}: must be positive, got {value!r}")
+    return seconds
+
+
+def _table(data: Mapping[str, Any], key: str, where: str, allowed: set[str]) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{where}: [{key}] must be a table")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise UsageError(f"{where}: [{key}] has unknown key(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _number(value: object, where: str, *, integer: bool = False, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
+        raise UsageError(f"{where}: expected {'a whole number' if integer else 'a number'}, got {value!r}")
+    if value < low:
+        raise UsageError(f"{where}: must be >= {low:g}, got {value!r}")
+    return float(value)
+
+
+def _route(value: object, where: str) -> Route:
+    try:
+        return Route(str(value))
+    except ValueError:
+        raise UsageError(f"{where}: expected 'page' or 'ticket', got {value!r}") from None
+
+
+def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
+    table = _table(data, "probes", name, {"interval", "jitter", "concurrency", "timeout", "failure_backoff_max",
+                                          "batch_size", "refresh", "prune_every", "ca_files"})
+    durations = {"interval": "interval_s", "timeout": "timeout_s", "failure_backoff_max": "failure_backoff_max_s",
+                 "refresh": "refresh_s", "prune_every": "prune_every_s"}
+    given: dict[str, Any] = {attr: parse_duration(table[key], f"{name}: probes.{key}")
+                             for key, attr in durations.items() if key in table}
+    settings = ProbeSettings(**given)
+    if "jitter" in table:
+        jitter = _number(table["jitter"], f"{name}: probes.jitter")
+        if jitter >= 1:
+            raise UsageError(f"{name}: probes.jitter is a fraction of the interval (< 1), got {jitter:g}")
+        settings = replace(settings, jitter=jitter)
+    if "concurrency" in table:
+        settings = replace(settings, concurrency=int(_number(table["concurrency"], f"{name}: probes.concurrency",
+                                                             integer=True, low=1)))
+    if "ca_files" in table:
+        files = table["ca_files"]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise UsageError(f"{name}: probes.ca_files must be a list of paths")
+        settings = replace(settings, ca_files=tuple(files))
+    if "batch_size" in table:
+        settings = replace(settings, batch_size=int(_number(table["batch_size"], f"{name}: probes.batch_size",
+                                                            integer=True, low=1)))
+    return settings
+
+
+def _alerts(data: Mapping[str, Any], name: str) -> AlertSettings:
+    table = _table(data, "alerts", name, {"failing_after", "failing_route", "chain_change_hold", "renotify_page",
+                                          "renotify_ticket", "expiry", "findings"})
+    settings = AlertSettings()
+    if "failing_after" in table:
+        settings = replace(settings, failing_after=int(_number(table["failing_after"], f"{name}: alerts.failing_after",
+                                                               integer=True, low=1)))
+    if "failing_route" in table:
+        settings = replace(settings, failing_route=_route(table["failing_route"], f"{name}: alerts.failing_route"))
+    if "chain_change_hold" in table:
+        settings = replace(settings, chain_change_hold_s=parse_duration(table["chain_change_hold"],
+                                                                        f"{name}: alerts.chain_change_hold"))
+    if "renotify_page" in table:
+        settings = replace(settings, renotify_page_s=parse_duration(table["renotify_page"],
+                                                                    f"{name}: alerts.renotify_page"))
+    if "renotify_ticket" in table:
+        settings = replace(settings, renotify_ticket_s=parse_duration(table["renotify_ticket"],
+                                                                      f"{name}: alerts.renotify_ticket"))
+    expiry = _table(table, "expiry", f"{name}: [alerts]", {"thresholds", "routes"})
+    if expiry:
+        thresholds = expiry.get("thresholds", list(ExpiryAlerts().thresholds))
+        if not isinstance(thresholds, list) or not thresholds or \
+                [float(_number(t, f"{name}: alerts.expiry.thresholds", low=0.001)) for t in thresholds] != \
+                sorted((float(t) for t in thresholds), reverse=True):
+            raise UsageError(f"{name}: alerts.expiry.thresholds must be days in decreasing order, e.g. [30, 14, 7, 3]")
+        routes = expiry.get("routes")
+        if routes is None:
+            default = ExpiryAlerts().routes
+            routes = [default[min(i, len(default) - 1)].value for i in range(len(thresholds))]
+        if not isinstance(routes, list) or len(routes) != len(thresholds):
+            raise UsageError(f"{name}: alerts.expiry.routes needs one route per threshold ({len(thresholds)})")
+        settings = replace(settings, expiry=ExpiryAlerts(
+            tuple(float(t) for t in thresholds),
+            tuple(_route(r, f"{name}: alerts.expiry.routes") for r in routes)))
+    if "findings" in table:
+        findings = table["findings"]
+        if not isinstance(findings, Mapping):
+            raise UsageError(f"{name}: [alerts.findings] must be a table of finding id = route")
+        pairs = []
+        for finding_id, route in findings.items():
+            if finding_id not in FINDING_CATALOGUE:
+                raise UsageError(f"{name}: alerts.findings: unknown finding id {finding_id!r} (docs/findings.md)")
+            pairs.append((str(finding_id), _route(route, f"{name}: alerts.findings.{finding_id}")))
+        settings = replace(settings, finding_routes=tuple(pairs))
+    return settings
+
+
+def _routes(data: Mapping[str, Any], name: str, receivers: set[str]) -> tuple[RouteRule, ...]:
+    raw = data.get("routes", [])
+    if not isinstance(raw, list):
+        raise UsageError(f"{name}: routes must be a list of tables ([[routes]])")
+    rules = []
+    for index, entry in enumerate(raw):
+        where = f"{name}: routes[{index}]"
+        if not isinstance(entry, Mapping) or set(entry) - {"match", "receivers", "continue"}:
+            raise UsageError(f"{where}: a route has match, receivers and continue")
+        match = entry.get("match", {})
+        if not isinstance(match, Mapping) or not all(isinstance(v, str) for v in match.values()):
+            raise UsageError(f"{where}: match must be a table of label = \"value\"")
+        names = entry.get("receivers")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"{where}: receivers must be a non-empty list of receiver names")
+        unknown = [n for n in names if n not in receivers]
+        if unknown:
+            raise UsageError(f"{where}: unknown receiver(s) {', '.join(unknown)} (define them under [receivers])")
+        cont = entry.get("continue", False)
+        if not isinstance(cont, bool):
+            raise UsageError(f"{where}: continue must be true or false")
+        rules.append(RouteRule(tuple(names), tuple(sorted((str(k), str(v)) for k, v in match.items())), cont))
+    return tuple(rules)
+
+
+def _retention(data: Mapping[str, Any], name: str) -> RetentionPolicy:
+    table = _table(data, "retention", name, {"raw_days", "hourly_days", "daily_days"})
+    values = {key: _number(value, f"{name}: retention.{key}", low=0.001) for key, value in table.items()}
+    return RetentionPolicy(**values)
+
+
+def parse_config(data: Mapping[str, Any], name: str, *, base_dir: Path | None = None) -> LoadedConfig:
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{name}: expected a table at the top")
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise UsageError(f"{name}: unknown section(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP_KEYS))})")
+    try:
+        receivers = tuple(receivers_from_mapping(data, base_dir=base_dir))
+    except UsageError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    config = MonitorConfig(probes=_probes(data, name), alerts=_alerts(data, name),
+                           routes=_routes(data, name, {r.name for r in receivers}),
+                           retention=_retention(data, name), source=name)
+    return LoadedConfig(config, receivers)
+
+
+def load_config(path: Path | None) -> LoadedConfig:
+    """The config at ``path`` (``.toml``, ``.yaml``/``.yml``); the defaults when None."""
+    if path is None:
+        return LoadedConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path}: not YAML: {exc}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"{path}: not TOML: {exc}") from None
+    return parse_config(data, str(path), base_dir=path.parent)

@@ -1,0 +1,349 @@
+"""``tlsward monitor``: probe every enabled endpoint of the inventory on its interval, record each probe as an
+observation, evaluate alerts and hand notifications to the dispatcher.
+
+Design points, each for a failure an on-call engineer has lived through:
+- Intervals get +-jitter, so a fleet imported at once does not probe in lockstep; a global concurrency cap
+  bounds the load on the network and on the lab; an endpoint failing past the alert threshold backs off (x2 per
+  failure, capped), so dead hosts do not eat the probe budget.
+- Results are written in batches from one database thread; every probe has an id (endpoint + scheduled time),
+  so a write retried after a database outage is never stored twice. While the database is down the monitor
+  keeps probing, buffers results (bounded; the oldest are dropped and counted), logs the outage once and
+  recovers by itself.
+- SIGTERM: no new probes, in-flight probes finish, buffered results are written, the dispatcher drains.
+  After SIGKILL nothing is half-written (each batch is one transaction) and a restart resumes from the
+  inventory: due times come from the newest observations, alert state and notifications from the alert table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import heapq
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tlsward.engine import Scanner, ScanOptions
+from tlsward.model.alerts import AlertRecord, Notification
+from tlsward.model.errors import Error, StorageError
+from tlsward.model.inventory import EndpointFileRecord, EndpointRecord
+from tlsward.model.monitor import MonitorConfig
+from tlsward.model.scan import ScanResult
+from tlsward.model.target import Target
+from tlsward.monitor.alerting import AlertEngine, group
+from tlsward.monitor.deployment import deployment_findings
+from tlsward.monitor.evaluate import Contribution, contributions
+from tlsward.storage import Store, open_store
+from tlsward.storage.alerts import AlertStore
+
+log = logging.getLogger("tlsward.monitor")
+T = TypeVar("T")
+MAX_BUFFERED_RESULTS = 50_000
+FLUSH_AFTER_S = 1.0
+
+
+@dataclass
+class _Due:
+    endpoint: EndpointRecord
+    failures: int = 0
+
+
+@dataclass
+class MonitorStats:
+    """Counters for logs, tests and the exporter."""
+
+    probes: int = 0
+    failures: int = 0
+    written: int = 0
+    dropped_results: int = 0
+    notifications: int = 0
+    db_outages: int = 0
+    rounds: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Monitor:
+    """One monitor over one inventory. ``submit`` receives notifications (the dispatcher's ``submit``)."""
+
+    def __init__(self, db_url: str | None, config: MonitorConfig, *, submit: Callable[[Notification], Any],
+                 receivers: Sequence[str], scan_options: ScanOptions | None = None,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 rng: random.Random | None = None) -> None:
+        self.db_url = db_url
+        self.config = config
+        self.submit = submit
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.engine = AlertEngine(config.alerts, config.routes, receivers)
+        self.scanner = Scanner(scan_options or ScanOptions(timeout=config.probes.timeout_s,
+                                                           concurrency=config.probes.concurrency,
+                                                           ca_files=config.probes.ca_files, revocation="off"))
+        self.stats = MonitorStats()
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlsward-db")
+        self._store: Store | None = None
+        self._heap: list[tuple[float, int, int]] = []          # (due monotonic, sequence, endpoint id)
+        self._due: dict[int, _Due] = {}
+        self._links: dict[str, list[EndpointFileRecord]] = {}
+        self._contributions: dict[int, list[Contribution]] = {}
+        self._alerts: dict[str, AlertRecord] = {}
+        self._buffer: list[tuple[ScanResult, str]] = []
+        self._buffer_since: float | None = None
+        self._sequence = 0
+        self._db_down_since: float | None = None
+        self._db_retry_at = 0.0
+        self._last_refresh = -1e9
+        self._last_prune = time.monotonic()
+        self._bootstrapped = False
+
+    # -- database access, always on the one database thread ------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.db_url)
+        return self._store
+
+    async def _with_db(self, what: str, fn: Callable[[Store], T]) -> T | None:
+        """Run ``fn(store)`` on the database thread; on a storage error log the outage (once), back off and
+        return None. The caller retries later."""
+        now = time.monotonic()
+        if self._db_down_since is not None and now < self._db_retry_at:
+            return None
+        try:
+            result = await self._call(lambda: fn(self._open()))
+        except (StorageError, OSError) as exc:
+            if self._db_down_since is None:
+                self._db_down_since = now
+                self.stats.db_outages += 1
+                log.error("database unavailable (%s): %s; probing goes on, results are buffered", what, exc)
+            waited = now - self._db_down_since
+            self._db_retry_at = now + min(30.0, 1.0 + waited / 2)
+            if self._store is not None:
+                store, self._store = self._store, None
+                with contextlib.suppress(Exception):
+                    await self._call(store.close)
+            return None
+        if self._db_down_since is not None:
+            log.warning("database back after %.0f s; %d buffered results to write", now - self._db_down_since,
+                        len(self._buffer))
+            self._db_down_since = None
+        return result
+
+    # -- schedule ---------------------------------------------------------------------------------------
+
+    def _interval(self, entry: _Due) -> float:
+        base = float(entry.endpoint.probe_interval_s or self.config.probes.interval_s)
+        over = entry.failures - self.config.alerts.failing_after
+        if over >= 0:
+            base = min(max(base, base * (2 ** (over + 1))), max(base, self.config.probes.failure_backoff_max_s))
+        return base * (1 + self.rng.uniform(-self.config.probes.jitter, self.config.probes.jitter))
+
+    def _push(self, endpoint_id: int, due: float) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (due, self._sequence, endpoint_id))
+
+    async def _refresh(self, *, once: bool) -> bool:
+        """Re-read the enabled endpoints (and config links); schedule new ones, drop removed or disabled ones."""
+        def read(store: Store) -> tuple[list[EndpointRecord], dict[str, dt.datetime | None],
+                                        list[EndpointFileRecord]]:
+            records = [r for r in store.list_endpoints() if r.enabled]
+            last = {s.endpoint.target: s.observed_at for s in store.endpoint_summaries()}
+            return records, last, store.endpoint_files()
+
+        loaded = await self._with_db("reading the inventory", read)
+        if loaded is None:
+            return False
+        records, last_seen, links = loaded
+        self._links = {}
+        for link in links:
+            self._links.setdefault(link.target, []).append(link)
+        now_mono, now = time.monotonic(), self.clock()
+        current = {r.id: r for r in records if r.id is not None}
+        for endpoint_id in list(self._due):
+            if endpoint_id not in current:
+                del self._due[endpoint_id]
+                self._contributions.pop(endpoint_id, None)
+        for endpoint_id, record in current.items():
+            if endpoint_id in self._due:
+                self._due[endpoint_id].endpoint = record
+                continue
+            entry = self._due[endpoint_id] = _Due(record)
+            seen = last_seen.get(record.target)
+            if once or seen is None:
+                delay = 0.0 if once else self.rng.uniform(0, min(self._interval(entry), 5.0))
+            else:
+                delay = max(0.0, self._interval(entry) - (now - seen).total_seconds())
+            self._push(endpoint_id, now_mono + delay)
+        self._last_refresh = now_mono
+        return True
+
+    # -- probes -------------------------------------------------------------------------------------------
+
+    async def _probe(self, endpoint_id: int, entry: _Due, scheduled: float) -> None:
+        record = entry.endpoint
+        try:
+            target = Target.parse(record.target, sni=record.sni, connect=record.connect)
+        except Error as exc:
+            log.error("endpoint %s cannot be probed: %s", record.target, exc)
+            return
+        result = await self.scanner.scan_one(target)
+        links = self._links.get(record.target)
+        if links and result.failure is None:
+            extra = await asyncio.to_thread(deployment_findings, result, links, self.clock())
+            if extra:
+                result = _with_findings(result, extra)
+        self.stats.probes += 1
+        entry.failures = 0 if result.failure is None else entry.failures + 1
+        if result.failure is not None:
+            self.stats.failures += 1
+        wall = time.time() + (scheduled - time.monotonic())
+        self._buffer.append((result, f"{endpoint_id}:{int(wall * 1000)}"))   # the scheduled slot, in ms
+        if self._buffer_since is None:
+            self._buffer_since = time.monotonic()
+        if len(self._buffer) > MAX_BUFFERED_RESULTS:
+            drop = len(self._buffer) - MAX_BUFFERED_RESULTS
+            del self._buffer[:drop]
+            self.stats.dropped_results += drop
+
+    async def _flush(self, *, force: bool = False) -> None:
+        if not self._buffer:
+            return
+        if not force and len(self._buffer) < self.config.probes.batch_size and self._buffer_since is not None \
+                and time.monotonic() - self._buffer_since < FLUSH_AFTER_S:
+            return
+        batch = list(self._buffer)
+        ids = sorted({int(probe_id.split(":", 1)[0]) for _, probe_id in batch})
+        window = self.config.alerts.failing_after
+
+        def write(store: Store) -> tuple[int, list[Any]]:
+            return store.record_scans(batch), store.watch_states(ids, failing_window=window)
+
+        written = await self._with_db("writing results", write)
+        if written is None:
+            return
+        count, watches = written
+        del self._buffer[:len(batch)]
+        self._buffer_since = time.monotonic() if self._buffer else None
+        self.stats.written += count
+        now = self.clock()
+        for watch in watches:
+            if watch.endpoint.id is not None:
+                self._contributions[watch.endpoint.id] = contributions(watch, self.config.alerts, now)
+        await self._alert_round(now)
+
+    async def _bootstrap(self) -> bool:
+        """Alert state from the database, contributions of every endpoint from its stored history."""
+        ids = sorted(self._due)
+        window = self.config.alerts.failing_after
+
+        def read(store: Store) -> tuple[list[AlertRecord], list[Any]]:
+            return AlertStore(store).load(), store.watch_states(ids, failing_window=window)
+
+        loaded = await self._with_db("loading alert state", read)
+        if loaded is None:
+            return False
+        alerts, watches = loaded
+        self._alerts = {record.alert.key: record for record in alerts}
+        now = self.clock()
+        for watch in watches:
+            if watch.endpoint.id is not None:
+                self._contributions[watch.endpoint.id] = contributions(watch, self.config.alerts, now)
+        self._bootstrapped = True
+        # No alert round yet: the first one follows the first written probes, so a restart never notifies
+        # from stale history what the fresh probe is about to contradict.
+        return True
+
+    async def _alert_round(self, now: dt.datetime) -> None:
+        desired = group(c for parts in self._contributions.values() for c in parts)
+
+        def silences(store: Store) -> list[Any]:
+            return AlertStore(store).silences(active_at=now)
+
+        active = await self._with_db("reading silences", silences)
+        if active is None:
+            return
+        decision = self.engine.reconcile(self._alerts, desired, active, now)
+        if not decision.records:
+            return
+        saved = await self._with_db("saving alerts", lambda store: AlertStore(store).save(decision.records, now))
+        if saved is None:
+            return              # not stored: decide again (and notify) once the database is back
+        for record in decision.records:
+            self._alerts[record.alert.key] = record
+        for notification in decision.notifications:
+            self.submit(notification)
+            self.stats.notifications += 1
+        self.stats.rounds += 1
+
+    async def _prune(self) -> None:
+        if time.monotonic() - self._last_prune < self.config.probes.prune_every_s:
+            return
+        self._last_prune = time.monotonic()
+        report = await self._with_db("pruning history", lambda store: store.prune(self.config.retention))
+        if report is not None and (report.deleted_expired or report.folded_hourly or report.folded_daily):
+            log.info("retention: deleted %d, folded %d hourly and %d daily", report.deleted_expired,
+                     report.folded_hourly, report.folded_daily)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False, drain_timeout: float = 30.0) -> MonitorStats:
+        """Until ``stop`` is set (or, with ``once``, until every endpoint was probed once and written)."""
+        in_flight: set[asyncio.Task[None]] = set()
+        started_once = False
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now - self._last_refresh >= self.config.probes.refresh_s and not (once and started_once):
+                    await self._refresh(once=once)
+                if not self._bootstrapped and self._due:
+                    await self._bootstrap()
+                while self._heap and self._heap[0][0] <= now and len(in_flight) < self.config.probes.concurrency:
+                    scheduled, _, endpoint_id = heapq.heappop(self._heap)
+                    entry = self._due.get(endpoint_id)
+                    if entry is None:
+                        continue
+                    task = asyncio.create_task(self._probe(endpoint_id, entry, scheduled))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    if not once:
+                        self._push(endpoint_id, scheduled + self._interval(entry))
+                    started_once = True
+                await self._flush()
+                if once and started_once and not self._heap and not in_flight:
+                    await self._flush(force=True)
+                    if not self._buffer:
+                        break
+                await self._prune()
+                wait = 0.2 if not self._heap else min(0.2, max(0.0, self._heap[0][0] - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
+        finally:
+            if in_flight:
+                log.info("stopping: waiting for %d probes in flight", len(in_flight))
+                _, pending = await asyncio.wait(in_flight, timeout=drain_timeout)
+                for task in pending:
+                    task.cancel()
+            for _ in range(3):
+                if not self._buffer:
+                    break
+                self._db_retry_at = 0.0
+                await self._flush(force=True)
+            if self._buffer:
+                log.error("stopping with %d results that could not be written", len(self._buffer))
+            if self._store is not None:
+                await self._call(self._store.close)
+            self._db.shutdown(wait=True)
+        return self.stats
+
+
+def _with_findings(result: ScanResult, extra: list[Any]) -> ScanResult:
+    from dataclasses import replace
+
+    return replace(result, findings=(*result.findings, *extra))
