@@ -11,6 +11,7 @@ from tlsward import __version__
 from tlsward.cli import alerts, discover, inventory, lab, policy, scan
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.cli.monitor import monitor
+from tlsward.cli.serve import serve
 from tlsward.model.errors import Error, LabError, StorageError, UsageError
 
 app = typer.Typer(help="tlsward keeps TLS from quietly breaking production.", no_args_is_help=True,
@@ -21,6 +22,7 @@ app.add_typer(inventory.app, name="inventory")
 inventory.app.add_typer(discover.app, name="discover")
 app.command("scan")(scan.scan)
 app.command("monitor")(monitor)
+app.command("serve")(serve)
 app.add_typer(alerts.app, name="alerts")
 err = Console(stderr=True)
 

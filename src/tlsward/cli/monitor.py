@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,8 @@ def monitor(
                                        "(for cron and CI)")] = False,
     check_config: Annotated[bool, typer.Option("--check-config", help="Validate the config and exit")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    listen: Annotated[str | None, typer.Option(help="Serve Prometheus /metrics (inventory state and this "
+                                               "monitor's live probe statistics) on HOST:PORT")] = None,
     db: Db = None,
 ) -> None:
     """Probe the inventory's endpoints on their intervals, record every probe, raise and resolve alerts, and
@@ -37,12 +39,38 @@ def monitor(
         routes = len(loaded.config.routes)
         print(f"{loaded.config.source}: ok ({len(loaded.receivers)} receivers, {routes} routes)")
         return
+    address = parse_listen(listen) if listen is not None else None
     if not loaded.receivers:
         logging.getLogger("tlsward.monitor").warning("no receivers configured: alerts are recorded, not sent")
-    asyncio.run(_run(db, loaded, once))
+    asyncio.run(_run(db, loaded, once, address))
 
 
-async def _run(db: str | None, loaded: object, once: bool) -> None:
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); a one-line usage error naming the input."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9108")
+    return host, int(port)
+
+
+async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event) -> None:
+    """Run an ASGI app with uvicorn in this event loop until ``stop`` is set. Uvicorn's own signal handling is
+    switched off: SIGTERM must stop the monitor (which then stops the server), not only the server."""
+    import contextlib
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=address[0], port=address[1], log_level="warning",
+                                           lifespan="on", access_log=False))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
+async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, int] | None) -> None:
     from tlsward.monitor.config import LoadedConfig
     from tlsward.monitor.notify import Dispatcher
     from tlsward.monitor.scheduler import Monitor
@@ -56,9 +84,20 @@ async def _run(db: str | None, loaded: object, once: bool) -> None:
         loop.add_signal_handler(signum, stop.set)
     monitor = Monitor(db, loaded.config, submit=dispatcher.submit, receivers=dispatcher.receivers)
     log.info("monitoring %s with %s", db or "the default inventory", loaded.config.source)
+    metrics: asyncio.Task[None] | None = None
+    if address is not None:
+        from tlsward.exporter.app import metrics_app
+        from tlsward.storage import default_url
+
+        metrics = asyncio.create_task(serve_asgi(metrics_app(db or default_url(), monitor.probe_stats), address,
+                                                 stop))
+        log.info("serving /metrics on http://%s:%d/metrics", *address)
     try:
         stats = await monitor.run(stop, once=once)
     finally:
+        stop.set()
+        if metrics is not None:
+            await metrics
         drained = await dispatcher.close(15.0)
     for name, receiver in dispatcher.stats().items():
         log.info("receiver %s: %d sent, %d failed, %d retried, %d dropped", name, receiver.sent, receiver.failed,

@@ -32,6 +32,7 @@ from tlsward.engine import Scanner, ScanOptions
 from tlsward.model.alerts import AlertRecord, Notification
 from tlsward.model.errors import Error, StorageError
 from tlsward.model.inventory import EndpointFileRecord, EndpointRecord
+from tlsward.model.metrics import ProbeStats
 from tlsward.model.monitor import MonitorConfig
 from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
@@ -84,6 +85,7 @@ class Monitor:
                                                            concurrency=config.probes.concurrency,
                                                            ca_files=config.probes.ca_files, revocation="off"))
         self.stats = MonitorStats()
+        self.probe_stats = ProbeStats()     # live counters and the handshake histogram, for /metrics
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlsward-db")
         self._store: Store | None = None
         self._heap: list[tuple[float, int, int]] = []          # (due monotonic, sequence, endpoint id)
@@ -200,6 +202,7 @@ class Monitor:
             if extra:
                 result = _with_findings(result, extra)
         self.stats.probes += 1
+        self.probe_stats.record_scan(result, team=record.team)
         entry.failures = 0 if result.failure is None else entry.failures + 1
         if result.failure is not None:
             self.stats.failures += 1
