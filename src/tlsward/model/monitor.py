@@ -24,6 +24,7 @@ class ProbeSettings:
     refresh_s: float = 30.0             # how often the endpoint list is re-read (adds, removals, disables)
     prune_every_s: float = 3600.0       # retention pass
     ca_files: tuple[str, ...] = ()      # extra trust anchors (internal CAs), as `tlsward scan --ca-file`
+    all_ips: bool = False               # probe every address of a name; backends that disagree alert
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ because a typo in an alerting config must not silently mean "never page".
 
     [probes]            interval = "5m", jitter = 0.1, concurrency = 200, timeout = "5s",
                         failure_backoff_max = "30m", batch_size = 500, refresh = "30s", prune_every = "1h",
-                        ca_files = ["/etc/ssl/internal-ca.pem"]
+                        ca_files = ["/etc/ssl/internal-ca.pem"], all_ips = false
     [alerts]            failing_after = 3, failing_route = "page", chain_change_hold = "24h",
                         renotify_page = "4h", renotify_ticket = "24h"
     [alerts.expiry]     thresholds = [30, 14, 7, 3], routes = ["ticket", "ticket", "page", "page"]
@@ -85,7 +85,7 @@ def _route(value: object, where: str) -> Route:
 
 def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
     table = _table(data, "probes", name, {"interval", "jitter", "concurrency", "timeout", "failure_backoff_max",
-                                          "batch_size", "refresh", "prune_every", "ca_files"})
+                                          "batch_size", "refresh", "prune_every", "ca_files", "all_ips"})
     durations = {"interval": "interval_s", "timeout": "timeout_s", "failure_backoff_max": "failure_backoff_max_s",
                  "refresh": "refresh_s", "prune_every": "prune_every_s"}
     given: dict[str, Any] = {attr: parse_duration(table[key], f"{name}: probes.{key}")
@@ -99,6 +99,10 @@ def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
     if "concurrency" in table:
         settings = replace(settings, concurrency=int(_number(table["concurrency"], f"{name}: probes.concurrency",
                                                              integer=True, low=1)))
+    if "all_ips" in table:
+        if not isinstance(table["all_ips"], bool):
+            raise UsageError(f"{name}: probes.all_ips must be true or false")
+        settings = replace(settings, all_ips=table["all_ips"])
     if "ca_files" in table:
         files = table["ca_files"]
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):

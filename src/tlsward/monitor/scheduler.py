@@ -83,7 +83,8 @@ class Monitor:
         self.engine = AlertEngine(config.alerts, config.routes, receivers)
         self.scanner = Scanner(scan_options or ScanOptions(timeout=config.probes.timeout_s,
                                                            concurrency=config.probes.concurrency,
-                                                           ca_files=config.probes.ca_files, revocation="off"))
+                                                           ca_files=config.probes.ca_files,
+                                                           all_ips=config.probes.all_ips, revocation="off"))
         self.stats = MonitorStats()
         self.probe_stats = ProbeStats()     # live counters and the handshake histogram, for /metrics
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlsward-db")
@@ -188,6 +189,13 @@ class Monitor:
 
     # -- probes -------------------------------------------------------------------------------------------
 
+    async def _probe_guarded(self, endpoint_id: int, entry: _Due, scheduled: float) -> None:
+        """A bug while probing one endpoint costs that probe, never the monitor."""
+        try:
+            await self._probe(endpoint_id, entry, scheduled)
+        except Exception:
+            log.exception("probe of %s failed unexpectedly", entry.endpoint.target)
+
     async def _probe(self, endpoint_id: int, entry: _Due, scheduled: float) -> None:
         record = entry.endpoint
         try:
@@ -195,19 +203,27 @@ class Monitor:
         except Error as exc:
             log.error("endpoint %s cannot be probed: %s", record.target, exc)
             return
-        result = await self.scanner.scan_one(target)
-        links = self._links.get(record.target)
-        if links and result.failure is None:
-            extra = await asyncio.to_thread(deployment_findings, result, links, self.clock())
-            if extra:
-                result = _with_findings(result, extra)
-        self.stats.probes += 1
-        self.probe_stats.record_scan(result, team=record.team)
-        entry.failures = 0 if result.failure is None else entry.failures + 1
-        if result.failure is not None:
-            self.stats.failures += 1
+        if self.config.probes.all_ips and target.connect is None and not target.is_ip:
+            results = await self.scanner.scan_backends(target)      # every address; name.backends_differ
+        else:
+            results = [await self.scanner.scan_one(target)]
         wall = time.time() + (scheduled - time.monotonic())
-        self._buffer.append((result, f"{endpoint_id}:{int(wall * 1000)}"))   # the scheduled slot, in ms
+        slot = f"{endpoint_id}:{int(wall * 1000)}"                  # the scheduled slot, in ms
+        failed = False
+        for result in results:
+            links = self._links.get(record.target)
+            if links and result.failure is None:
+                extra = await asyncio.to_thread(deployment_findings, result, links, self.clock())
+                if extra:
+                    result = _with_findings(result, extra)
+            self.stats.probes += 1
+            self.probe_stats.record_scan(result, team=record.team)
+            if result.failure is not None:
+                self.stats.failures += 1
+                failed = True
+            probe_id = slot if len(results) == 1 else f"{slot}:{result.address}"
+            self._buffer.append((result, probe_id))
+        entry.failures = entry.failures + 1 if failed else 0
         if self._buffer_since is None:
             self._buffer_since = time.monotonic()
         if len(self._buffer) > MAX_BUFFERED_RESULTS:
@@ -312,7 +328,7 @@ class Monitor:
                     entry = self._due.get(endpoint_id)
                     if entry is None:
                         continue
-                    task = asyncio.create_task(self._probe(endpoint_id, entry, scheduled))
+                    task = asyncio.create_task(self._probe_guarded(endpoint_id, entry, scheduled))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                     if not once:
