@@ -677,8 +677,8 @@ def test_alertmanager_gets_a_bounded_key_label_and_rejects_nothing(alertmanager:
 
 
 def test_an_alertmanager_refusal_is_permanent_and_quoted(alertmanager: Alertmanager) -> None:
-    notifier = AlertmanagerNotifier(receiver(name="am", kind="alertmanager", url=alertmanager.url))
-    # A monitor whose clock runs a day ahead: the alert starts after Alertmanager's default end (now + 5 min).
+    notifier = AlertmanagerNotifier(receiver(name="am", kind="alertmanager", url=alertmanager.url, firing_ttl=60))
+    # A monitor whose clock runs a day ahead: the alert starts after its end (now + the 60 s ttl).
     ahead = make_notification(receiver="am", starts_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     with pytest.raises(DeliveryError) as info:
         run(send_and_close(notifier, ahead))

@@ -23,8 +23,8 @@ Keys per kind (``timeout`` in seconds, default 10, and ``ca_file`` are accepted 
 * ``webhook``, ``slack``: ``url`` (required), ``headers`` (table of strings);
 * ``pagerduty``: ``routing_key`` (required), ``url``, ``headers``;
 * ``alertmanager``: ``url`` (base URL, ``/api/v2/alerts`` is appended), ``headers``, ``generator_url``,
-  ``firing_ttl`` (seconds: firing alerts carry ``endsAt = now + ttl``; without it Alertmanager's
-  ``resolve_timeout`` applies, so re-notify more often than that);
+  ``firing_ttl`` (seconds, default 7 days: firing alerts carry ``endsAt = now + ttl``, so Alertmanager's
+  ``resolve_timeout`` never resolves an alert that still fires; tlsward sends the resolve itself);
 * ``email``: ``host``, ``from``, ``to`` (required), ``port``, ``security``, ``username``, ``password``.
 
 Secrets (``url``, header values, ``routing_key``, ``username``, ``password``) may be written ``env:VAR`` and are
@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 10.0
+ALERTMANAGER_FIRING_TTL = 7 * 86400.0
 MAX_TIMEOUT = 300.0
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 ENV_PREFIX = "env:"
@@ -232,6 +233,10 @@ class _Reader:
         routing_key = self.required("routing_key", secret=True) if kind is ReceiverKind.PAGERDUTY else None
         generator_url = self.url("generator_url", secret=False, default=None, required=False)
         firing_ttl = self.number("firing_ttl", maximum=365 * 86400.0)
+        if kind is ReceiverKind.ALERTMANAGER and firing_ttl is None:
+            # The monitor re-sends a firing alert only every few hours (and never once acked): without an
+            # endsAt, Alertmanager's resolve_timeout (5 min) would resolve it behind our back.
+            firing_ttl = ALERTMANAGER_FIRING_TTL
         return ReceiverConfig(self.name, kind, url=url, headers=self.headers(), timeout=timeout, ca_file=ca_file,
                               routing_key=routing_key, generator_url=generator_url, firing_ttl=firing_ttl)
 

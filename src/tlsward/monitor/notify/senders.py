@@ -32,6 +32,7 @@ from tlsward.monitor.notify.payloads import (
     alertmanager_alerts,
     email_message,
     pagerduty_event,
+    rfc3339,
     slack_message,
     webhook_payload,
 )
@@ -285,6 +286,36 @@ class AlertmanagerNotifier(_HttpNotifier):
     def body(self, notification: Notification) -> Any:
         return alertmanager_alerts(notification, now=self.now(), generator_url=self.config.generator_url,
                                    firing_ttl=self.config.firing_ttl)
+
+    async def send(self, notification: Notification) -> None:
+        """Post the alert, then end any other label set of the same alert key still active in Alertmanager.
+
+        Labels are an alert's identity there, and an escalation changes ``severity`` and ``route``: without
+        this, the superseded version would stay active until its ``endsAt``."""
+        await super().send(notification)
+        [posted] = self.body(notification)
+        key, labels = posted["labels"].get("alert_key"), posted["labels"]
+        client = self._client_for_loop()
+        try:
+            async with asyncio.timeout(self.config.timeout * 3):
+                response = await client.get(self.url(), params={"filter": f'alert_key="{key}"'})
+                if response.status_code != 200:
+                    raise self._fail(f"HTTP {response.status_code} listing alerts to end superseded versions",
+                                     retryable=response.status_code >= 500)
+                stale = [alert for alert in response.json() if alert.get("labels") != labels]
+                if not stale:
+                    return
+                ended = rfc3339(self.now())
+                body = [{"labels": alert["labels"], "annotations": alert.get("annotations", {}),
+                         "startsAt": alert.get("startsAt"), "endsAt": ended} for alert in stale]
+                answer = await client.post(self.url(), content=json.dumps(body).encode(),
+                                           headers={"Content-Type": "application/json"})
+                if not 200 <= answer.status_code < 300:
+                    raise self._fail(f"HTTP {answer.status_code} ending {len(stale)} superseded alert version(s)",
+                                     retryable=answer.status_code >= 500)
+        except (httpx.HTTPError, TimeoutError, ValueError, KeyError) as exc:
+            raise self._fail(f"ending superseded alert versions: {type(exc).__name__}: {exc}",
+                             retryable=True) from None
 
 
 class EmailNotifier:
