@@ -189,7 +189,10 @@ def _routes(data: Mapping[str, Any], name: str, receivers: set[str]) -> tuple[Ro
 def _retention(data: Mapping[str, Any], name: str) -> RetentionPolicy:
     table = _table(data, "retention", name, {"raw_days", "hourly_days", "daily_days"})
     values = {key: _number(value, f"{name}: retention.{key}", low=0.001) for key, value in table.items()}
-    return RetentionPolicy(**values)
+    try:
+        return RetentionPolicy(**values)
+    except UsageError as exc:
+        raise UsageError(f"{name}: {exc}") from None
 
 
 def parse_config(data: Mapping[str, Any], name: str, *, base_dir: Path | None = None) -> LoadedConfig:
