@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `make demo`: start the built-in lab, scan every case with `tlsward scan`, print the report, stop the lab.
+# `make demo`: start the built-in lab, scan every case with `tlsward scan` into a throwaway inventory (SQLite),
+# list what expires soon, run one monitor round that raises the alerts, then stop the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tlsward=.venv/bin/tlsward
 state_dir=$(mktemp -d "${TMPDIR:-/tmp}/tlsward-demo.XXXXXX")
 export TLSWARD_LAB_DIR="$state_dir"
+db="sqlite:///$state_dir/inventory.db"   # never the user's own inventory
 cleanup() { "$tlsward" lab down >/dev/null 2>&1 || true; rm -rf "$state_dir"; }
 trap cleanup EXIT
 
@@ -22,13 +24,24 @@ echo
 echo "== tlsward scan: every lab endpoint (names are sent as SNI; --connect reaches the lab on loopback)"
 status=0
 "$tlsward" lab list --targets \
-  | "$tlsward" scan - --connect 127.0.0.1 --ca-file "$state_dir/pki/ca-bundle.pem" --timeout 2 || status=$?
+  | "$tlsward" scan - --connect 127.0.0.1 --ca-file "$state_dir/pki/ca-bundle.pem" --timeout 2 \
+      --save --db "$db" || status=$?
 # The lab is full of broken endpoints on purpose: exit 1 (findings) and 3 (unscannable targets) are the
 # expected verdicts here; anything else (2 usage, 4 environment, a crash) fails the demo.
 case "$status" in
   1|3) echo; echo "== scan finished with exit code $status, as expected for the lab (see docs/exit-codes.md)";;
   *) echo "demo: unexpected exit code $status from tlsward scan" >&2; exit 1;;
 esac
+
+echo
+echo "== tlsward inventory list --days-left 30: what expires within a month (from the scans just saved)"
+"$tlsward" inventory list --days-left 30 --db "$db"
+
+echo
+echo "== tlsward monitor --once: one monitor round over the inventory, raising alerts (no receivers configured)"
+printf '[probes]\nca_files = ["%s"]\ntimeout = "2s"\n' "$state_dir/pki/ca-bundle.pem" > "$state_dir/monitor.toml"
+"$tlsward" monitor --once --config "$state_dir/monitor.toml" --db "$db" --log-level warning
+"$tlsward" alerts list --db "$db"
 
 echo
 echo "== tlsward lab down"

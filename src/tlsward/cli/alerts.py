@@ -57,15 +57,18 @@ def list_(
             "last_notified_at": r.last_notified_at.isoformat() if r.last_notified_at else None,
             "acked_by": r.acked_by} for r in records], indent=2))
         return
-    table = Table(title=f"{len(records)} alerts")
-    for column in ("severity", "route", "status", "summary", "owner/team", "since", "key"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"{len(records)} alerts (keys in full: --json; `alerts ack` takes a key prefix)")
+    table.add_column("severity / route", no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=3)
+    table.add_column("team", overflow="fold")
+    table.add_column("since (UTC)", no_wrap=True)
+    table.add_column("key", overflow="ellipsis", no_wrap=True, max_width=24)
     for r in records:
         severity = r.alert.severity
-        table.add_row(f"[{SEVERITY_STYLE[severity]}]{severity.name.lower()}[/]", str(r.alert.route),
-                      f"{r.alert.status}{' (acked)' if r.acked_at else ''}", r.alert.summary,
-                      f"{r.alert.owner or '-'}/{r.alert.team or '-'}",
-                      f"{r.alert.starts_at:%Y-%m-%d %H:%M}" if r.alert.starts_at else "-", r.alert.key)
+        state = "" if r.alert.status is AlertStatus.FIRING else f" {r.alert.status}"
+        table.add_row(f"[{SEVERITY_STYLE[severity]}]{severity.name.lower()}[/] {r.alert.route}{state}"
+                      f"{' (acked)' if r.acked_at else ''}", r.alert.summary, r.alert.team or "-",
+                      f"{r.alert.starts_at:%m-%d %H:%M}" if r.alert.starts_at else "-", r.alert.key)
     out.print(table)
 
 
