@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from tlsward import __version__
-from tlsward.cli import alerts, discover, inventory, lab, policy, scan
+from tlsward.cli import alerts, discover, inventory, lab, policy, report, scan
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.cli.monitor import monitor
 from tlsward.cli.serve import serve
@@ -19,6 +19,7 @@ app = typer.Typer(help="tlsward keeps TLS from quietly breaking production.", no
 app.add_typer(lab.app, name="lab")
 app.add_typer(policy.app, name="policy")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(report.app, name="report")
 inventory.app.add_typer(discover.app, name="discover")
 app.command("scan")(scan.scan)
 app.command("monitor")(monitor)
