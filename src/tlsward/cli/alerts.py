@@ -59,10 +59,10 @@ def list_(
         return
     table = Table(title=f"{len(records)} alerts (keys in full: --json; `alerts ack` takes a key prefix)")
     table.add_column("severity / route", no_wrap=True)
-    table.add_column("summary", overflow="fold", ratio=3)
+    table.add_column("summary", overflow="fold", min_width=36)
     table.add_column("team", overflow="fold")
     table.add_column("since (UTC)", no_wrap=True)
-    table.add_column("key", overflow="ellipsis", no_wrap=True, max_width=24)
+    table.add_column("key", overflow="ellipsis", no_wrap=True, max_width=18)
     for r in records:
         severity = r.alert.severity
         state = "" if r.alert.status is AlertStatus.FIRING else f" {r.alert.status}"
