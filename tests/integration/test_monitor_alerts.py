@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import ssl
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tlsward.storage import open_store
 from tlsward.storage.alerts import AlertStore
 
 NAME = "svc.monitor.test"
+INTERMEDIATE = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
 
 
 class Issuer:
@@ -74,56 +76,54 @@ class Issuer:
 
 
 class SwappableServer:
-    """A loopback TLS server; ``serve(cert, key)`` changes what new handshakes get."""
+    """A loopback TLS server on a fixed port; assigning ``context`` restarts it with that context (new
+    certificate, new protocol versions) on the same port, as a reload would."""
 
     def __init__(self) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: asyncio.Server | None = None
         self.port = 0
+        self._context: ssl.SSLContext | None = None
+
+    @property
+    def context(self) -> ssl.SSLContext | None:
+        return self._context
+
+    @context.setter
+    def context(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        if self.thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
 
     def serve(self, cert: Path, key: Path) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.context = context
 
-    def start(self) -> None:
+    async def _listen(self) -> None:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.close()
 
-        async def begin() -> None:
-            def factory() -> asyncio.Protocol:
-                return asyncio.StreamReaderProtocol(asyncio.StreamReader(), handle)
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        self.server = await asyncio.start_server(handle, "127.0.0.1", self.port, ssl=self._context,
+                                                 reuse_address=True)
+        self.port = self.server.sockets[0].getsockname()[1]
 
-            self.server = await self.loop.create_server(factory, "127.0.0.1", 0,
-                                                        ssl=_Delegating(self).context_proxy())
-            self.port = self.server.sockets[0].getsockname()[1]
-
+    def start(self) -> None:
         self.thread.start()
-        asyncio.run_coroutine_threadsafe(begin(), self.loop).result(10)
+        if self._context is None:
+            placeholder = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._context = placeholder
+        asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
-
-
-class _Delegating:
-    """An SSLContext whose certificate is chosen per handshake through SNI, so swapping is instant."""
-
-    def __init__(self, owner: SwappableServer) -> None:
-        self.owner = owner
-
-    def context_proxy(self) -> ssl.SSLContext:
-        outer = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-
-        def pick(sock: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
-            sock.context = self.owner.context
-
-        outer.sni_callback = pick  # type: ignore[assignment]
-        return outer
 
 
 @pytest.fixture
@@ -230,3 +230,61 @@ def test_expiry_alert_lifecycle_through_every_notifier(servers: tuple[SwappableS
             alerts = AlertStore(store).load()
             assert [(a.alert.key, a.alert.status) for a in alerts] == [(key, AlertStatus.RESOLVED)]
             assert not any(new_sha in a.alert.key for a in alerts)
+
+
+def test_tls10_enabled_again_is_caught_by_deep_scans_and_quick_probes_do_not_flap(
+        servers: tuple[SwappableServer, SwappableServer], tmp_path: Path) -> None:
+    issuer = Issuer(tmp_path)
+    cert, key, _ = issuer.leaf("site", days_left=80)
+    server = servers[0]
+
+    def versions(minimum: ssl.TLSVersion) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # TLS 1.0 is the point of this test
+            context.minimum_version = minimum
+        # Mozilla intermediate's TLS 1.2 suites (the policy checked), plus, with TLS 1.0, what TLS 1.0 needs
+        # (Debian's OpenSSL refuses TLS 1.0 below security level 0).
+        context.set_ciphers(INTERMEDIATE if minimum >= ssl.TLSVersion.TLSv1_2 else
+                            f"{INTERMEDIATE}:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+        server.context = context
+
+    versions(ssl.TLSVersion.TLSv1_2)
+    db = f"sqlite:///{tmp_path / 'inventory.db'}"
+    target = f"{NAME}:{server.port}"
+    with open_store(db) as store:
+        store.upsert_endpoint(EndpointRecord(target=target, host=NAME, port=server.port, sni=NAME,
+                                             connect="127.0.0.1", team="web"))
+    policy = tmp_path / "team.toml"    # Mozilla intermediate, without the rules a bare Python server cannot meet
+    policy.write_text('extends = "mozilla-intermediate"\ngroups = []\nhsts_required = false\n'
+                      "ocsp_stapling_required = false\n")
+    with http_receiver() as hook:
+        loaded = parse_config({"probes": {"ca_files": [str(issuer.ca_file)], "timeout": "3s",
+                                          "deep_interval": "off", "policy": str(policy)},
+                               "receivers": {"hook": {"kind": "webhook", "url": hook.url("/hook")}}}, "test")
+
+        def round_(deep: bool) -> list[tuple[str, str]]:
+            async def scenario() -> None:
+                dispatcher = Dispatcher.from_configs(loaded.receivers)
+                monitor = Monitor(db, loaded.config, submit=dispatcher.submit, receivers=dispatcher.receivers,
+                                  force_deep=deep)
+                await monitor.run(asyncio.Event(), once=True)
+                assert await dispatcher.close(20)
+
+            asyncio.run(scenario())
+            return [(r.json()["kind"], r.json()["alert"]["key"]) for r in hook.received("/hook")]
+
+        assert round_(deep=True) == [], [r.json()["alert"]["description"] for r in hook.received("/hook")]
+        versions(ssl.TLSVersion.TLSv1)                      # someone re-enabled TLS 1.0 for an old client
+        assert round_(deep=False) == [], "a quick probe negotiates TLS 1.3 and cannot see it"
+        sent = round_(deep=True)
+        assert ("firing", f"protocol.tls10:{target}") in sent, sent
+        assert ("firing", f"policy.violation:{target}") in sent, sent
+        described = {r.json()["alert"]["key"]: r.json()["alert"]["description"] for r in hook.received("/hook")}
+        assert "TLSv1.0" in described[f"policy.violation:{target}"], "the alert must say what was seen"
+        count = len(sent)
+        assert len(round_(deep=False)) == count, "the quick probe in between must not resolve it"
+        versions(ssl.TLSVersion.TLSv1_2)                    # rolled back
+        final = round_(deep=True)
+        assert ("resolved", f"protocol.tls10:{target}") in final[count:], final

@@ -20,6 +20,8 @@ def monitor(
                                                 "alerts, routes, receivers, retention (docs/monitor.md)")] = None,
     once: Annotated[bool, typer.Option("--once", help="Probe every enabled endpoint once, alert, and exit "
                                        "(for cron and CI)")] = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Make every probe of this run a deep scan (all versions, "
+                                       "suites, groups; the policy): with --once, a full audit round")] = False,
     check_config: Annotated[bool, typer.Option("--check-config", help="Validate the config and exit")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
     listen: Annotated[str | None, typer.Option(help="Serve Prometheus /metrics (inventory state and this "
@@ -42,7 +44,7 @@ def monitor(
     address = parse_listen(listen) if listen is not None else None
     if not loaded.receivers:
         logging.getLogger("tlsward.monitor").warning("no receivers configured: alerts are recorded, not sent")
-    asyncio.run(_run(db, loaded, once, address))
+    asyncio.run(_run(db, loaded, once, address, deep))
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -70,7 +72,7 @@ async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event) ->
     await task
 
 
-async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, int] | None) -> None:
+async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, int] | None, deep: bool) -> None:
     from tlsward.monitor.config import LoadedConfig
     from tlsward.monitor.notify import Dispatcher
     from tlsward.monitor.scheduler import Monitor
@@ -82,7 +84,7 @@ async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, i
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    monitor = Monitor(db, loaded.config, submit=dispatcher.submit, receivers=dispatcher.receivers)
+    monitor = Monitor(db, loaded.config, submit=dispatcher.submit, receivers=dispatcher.receivers, force_deep=deep)
     log.info("monitoring %s with %s", db or "the default inventory", loaded.config.source)
     metrics: asyncio.Task[None] | None = None
     if address is not None:

@@ -25,6 +25,10 @@ class ProbeSettings:
     prune_every_s: float = 3600.0       # retention pass
     ca_files: tuple[str, ...] = ()      # extra trust anchors (internal CAs), as `tlsward scan --ca-file`
     all_ips: bool = False               # probe every address of a name; backends that disagree alert
+    deep_interval_s: float = 86400.0    # a deep scan (every version, suite, group) per endpoint this often;
+                                        # 0 disables. What only a deep scan sees (TLS 1.0 still accepted next to
+                                        # 1.3, weak suites) alerts from it until the next deep scan says otherwise
+    policy: str | None = None           # a policy profile (`tlsward policy list`) checked by the deep scans
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,7 @@ class EndpointWatch:
     success: bool | None = None
     failure_kind: str | None = None
     finding_ids: tuple[str, ...] = ()
+    deep_finding_ids: tuple[str, ...] = ()          # of the newest deep scan (which may be older)
     consecutive_failures: int = 0
     chain: tuple[ChainCert, ...] = ()              # newest successful probe, leaf first
     chain_seen_at: dt.datetime | None = None

@@ -5,7 +5,8 @@ because a typo in an alerting config must not silently mean "never page".
 
     [probes]            interval = "5m", jitter = 0.1, concurrency = 200, timeout = "5s",
                         failure_backoff_max = "30m", batch_size = 500, refresh = "30s", prune_every = "1h",
-                        ca_files = ["/etc/ssl/internal-ca.pem"], all_ips = false
+                        ca_files = ["/etc/ssl/internal-ca.pem"], all_ips = false,
+                        deep_interval = "24h" (or "off"), policy = "mozilla-intermediate"
     [alerts]            failing_after = 3, failing_route = "page", chain_change_hold = "24h",
                         renotify_page = "4h", renotify_ticket = "24h"
     [alerts.expiry]     thresholds = [30, 14, 7, 3], routes = ["ticket", "ticket", "page", "page"]
@@ -85,7 +86,8 @@ def _route(value: object, where: str) -> Route:
 
 def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
     table = _table(data, "probes", name, {"interval", "jitter", "concurrency", "timeout", "failure_backoff_max",
-                                          "batch_size", "refresh", "prune_every", "ca_files", "all_ips"})
+                                          "batch_size", "refresh", "prune_every", "ca_files", "all_ips",
+                                          "deep_interval", "policy"})
     durations = {"interval": "interval_s", "timeout": "timeout_s", "failure_backoff_max": "failure_backoff_max_s",
                  "refresh": "refresh_s", "prune_every": "prune_every_s"}
     given: dict[str, Any] = {attr: parse_duration(table[key], f"{name}: probes.{key}")
@@ -99,6 +101,14 @@ def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
     if "concurrency" in table:
         settings = replace(settings, concurrency=int(_number(table["concurrency"], f"{name}: probes.concurrency",
                                                              integer=True, low=1)))
+    if "deep_interval" in table:
+        value = table["deep_interval"]
+        settings = replace(settings, deep_interval_s=0.0 if value in (0, "0", "off") else
+                           parse_duration(value, f"{name}: probes.deep_interval"))
+    if "policy" in table:
+        if not isinstance(table["policy"], str):
+            raise UsageError(f"{name}: probes.policy must be a profile name or a path")
+        settings = replace(settings, policy=table["policy"])
     if "all_ips" in table:
         if not isinstance(table["all_ips"], bool):
             raise UsageError(f"{name}: probes.all_ips must be true or false")

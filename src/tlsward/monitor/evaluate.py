@@ -8,6 +8,7 @@ certificate starts a new one; endpoint alerts are keyed by the endpoint.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ from tlsward.model.inventory import EndpointRecord
 from tlsward.model.monitor import AlertSettings, EndpointWatch, ExpiryAlerts
 
 EXPIRED = "expired"
+# Findings only a deep scan can establish (a quick probe sees one negotiated version and suite): they stand
+# from one deep scan to the next, so a quick probe in between neither raises nor resolves them.
+DEEP_ONLY = ("protocol.", "cipher.", "group.", "reneg.", "fallback_scsv.", "compression.", "policy.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +64,10 @@ def _days(value: float) -> str:
     return f"{value:.1f} days" if abs(value) < 3 else f"{value:.0f} days"
 
 
-def contributions(watch: EndpointWatch, settings: AlertSettings, now: dt.datetime) -> list[Contribution]:
-    """Every alert this endpoint takes part in right now."""
+def contributions(watch: EndpointWatch, settings: AlertSettings, now: dt.datetime,
+                  evidence: Mapping[str, str] | None = None) -> list[Contribution]:
+    """Every alert this endpoint takes part in right now. ``evidence``: finding id -> what the newest probe
+    saw (the monitor keeps it from its own probes; history stores only ids)."""
     record = watch.endpoint
     if not record.enabled:
         return []
@@ -90,13 +96,15 @@ def contributions(watch: EndpointWatch, settings: AlertSettings, now: dt.datetim
             fix="Confirm the change was planned (CA migration); if not, redeploy the intended certificate.",
             **_who(record)))
     if watch.success:
+        present = set(watch.finding_ids) | {f for f in watch.deep_finding_ids if f.startswith(DEEP_ONLY)}
         for finding_id, route in settings.finding_routes:
-            if finding_id in watch.finding_ids:
+            if finding_id in present:
                 spec = FINDING_CATALOGUE[finding_id]
                 found.append(Contribution(
                     key=f"{finding_id}:{record.target}", rule=finding_id, severity=spec.severity, route=route,
                     stage="present", stage_rank=1, summary=f"{record.target}: {spec.title}",
-                    description=f"The newest probe of {record.target} reports {finding_id}: {spec.title}.",
+                    description=f"The newest probe of {record.target} reports {finding_id}: "
+                                f"{(evidence or {}).get(finding_id) or spec.title}.",
                     fix=f"See docs/findings.md#{finding_id.replace('.', '')}; `tlsward scan {record.target}` shows "
                         "the evidence and the fix.", **_who(record)))
     return found

@@ -41,6 +41,7 @@ from tlsward.monitor.deployment import deployment_findings
 from tlsward.monitor.evaluate import Contribution, contributions
 from tlsward.storage import Store, open_store
 from tlsward.storage.alerts import AlertStore
+from tlsward.storage.store import DEEP_PROBE_SUFFIX
 
 log = logging.getLogger("tlsward.monitor")
 T = TypeVar("T")
@@ -74,7 +75,7 @@ class Monitor:
     def __init__(self, db_url: str | None, config: MonitorConfig, *, submit: Callable[[Notification], Any],
                  receivers: Sequence[str], scan_options: ScanOptions | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, force_deep: bool = False) -> None:
         self.db_url = db_url
         self.config = config
         self.submit = submit
@@ -85,6 +86,21 @@ class Monitor:
                                                            concurrency=config.probes.concurrency,
                                                            ca_files=config.probes.ca_files,
                                                            all_ips=config.probes.all_ips, revocation="off"))
+        self.force_deep = force_deep                # every probe of this run is a deep scan (--deep)
+        self.deep_scanner: Scanner | None = None
+        if config.probes.deep_interval_s > 0 or force_deep:
+            from tlsward.probes.enumerate import DeepOptions
+
+            policy = None
+            if config.probes.policy is not None:
+                from tlsward.policy import load_policy
+
+                policy = load_policy(config.probes.policy)
+            self.deep_scanner = Scanner(ScanOptions(
+                timeout=config.probes.timeout_s, concurrency=config.probes.concurrency,
+                ca_files=config.probes.ca_files, revocation="off", policy=policy,
+                deep=DeepOptions(timeout=min(config.probes.timeout_s, 3.0))))
+        self._next_deep: dict[int, float] = {}      # endpoint id -> monotonic time its next deep scan is due
         self.stats = MonitorStats()
         self.probe_stats = ProbeStats()     # live counters and the handshake histogram, for /metrics
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlsward-db")
@@ -93,6 +109,8 @@ class Monitor:
         self._due: dict[int, _Due] = {}
         self._links: dict[str, list[EndpointFileRecord]] = {}
         self._contributions: dict[int, list[Contribution]] = {}
+        self._evidence: dict[int, dict[str, str]] = {}           # finding evidence from this process's probes
+        self._deep_evidence: dict[int, dict[str, str]] = {}
         self._alerts: dict[str, AlertRecord] = {}
         self._buffer: list[tuple[ScanResult, str]] = []
         self._buffer_since: float | None = None
@@ -203,12 +221,16 @@ class Monitor:
         except Error as exc:
             log.error("endpoint %s cannot be probed: %s", record.target, exc)
             return
+        deep = self._deep_due(endpoint_id)
+        scanner = self.deep_scanner if deep and self.deep_scanner is not None else self.scanner
         if self.config.probes.all_ips and target.connect is None and not target.is_ip:
-            results = await self.scanner.scan_backends(target)      # every address; name.backends_differ
+            results = await scanner.scan_backends(target)           # every address; name.backends_differ
         else:
-            results = [await self.scanner.scan_one(target)]
+            results = [await scanner.scan_one(target)]
         wall = time.time() + (scheduled - time.monotonic())
         slot = f"{endpoint_id}:{int(wall * 1000)}"                  # the scheduled slot, in ms
+        if deep:
+            slot += DEEP_PROBE_SUFFIX
         failed = False
         for result in results:
             links = self._links.get(record.target)
@@ -221,7 +243,15 @@ class Monitor:
             if result.failure is not None:
                 self.stats.failures += 1
                 failed = True
-            probe_id = slot if len(results) == 1 else f"{slot}:{result.address}"
+            seen: dict[str, str] = {}
+            for finding in result.findings:       # one id may appear several times (one per policy rule)
+                seen[finding.id] = f"{seen[finding.id]}; {finding.evidence}" if finding.id in seen \
+                    else finding.evidence
+            self._evidence[endpoint_id] = seen
+            if deep:
+                self._deep_evidence[endpoint_id] = seen
+            probe_id = slot if len(results) == 1 else slot.replace(DEEP_PROBE_SUFFIX, "") + \
+                f":{result.address}{DEEP_PROBE_SUFFIX if deep else ''}"
             self._buffer.append((result, probe_id))
         entry.failures = entry.failures + 1 if failed else 0
         if self._buffer_since is None:
@@ -230,6 +260,24 @@ class Monitor:
             drop = len(self._buffer) - MAX_BUFFERED_RESULTS
             del self._buffer[:drop]
             self.stats.dropped_results += drop
+
+    def _deep_due(self, endpoint_id: int) -> bool:
+        """Whether this probe is a deep scan: once per ``deep_interval`` per endpoint, the first ones spread
+        at random over the interval so a restart does not deep-scan the whole fleet at once."""
+        if self.deep_scanner is None:
+            return False
+        if self.force_deep:
+            return True
+        interval = self.config.probes.deep_interval_s
+        now = time.monotonic()
+        due = self._next_deep.get(endpoint_id)
+        if due is None:
+            due = now + self.rng.uniform(0, interval)
+        if due <= now:
+            self._next_deep[endpoint_id] = now + interval
+            return True
+        self._next_deep[endpoint_id] = due
+        return False
 
     async def _flush(self, *, force: bool = False) -> None:
         if not self._buffer:
@@ -254,8 +302,12 @@ class Monitor:
         now = self.clock()
         for watch in watches:
             if watch.endpoint.id is not None:
-                self._contributions[watch.endpoint.id] = contributions(watch, self.config.alerts, now)
+                self._contributions[watch.endpoint.id] = contributions(
+                    watch, self.config.alerts, now, self._evidence_for(watch.endpoint.id))
         await self._alert_round(now)
+
+    def _evidence_for(self, endpoint_id: int) -> dict[str, str]:
+        return {**self._deep_evidence.get(endpoint_id, {}), **self._evidence.get(endpoint_id, {})}
 
     async def _bootstrap(self) -> bool:
         """Alert state from the database, contributions of every endpoint from its stored history."""

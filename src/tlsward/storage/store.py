@@ -45,6 +45,7 @@ from tlsward.storage.tables import Certificate, Endpoint, EndpointFile, FileProb
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
+DEEP_PROBE_SUFFIX = ":deep"          # the monitor's probe ids of deep scans end with this
 IMPORT_CHUNK = 1000                 # rows per IN (...) lookup and executemany; SQLite allows 32,766 parameters
 _PG_MIGRATION_LOCK = 0x746C7377   # "tlsw": one migrator at a time on PostgreSQL
 
@@ -305,6 +306,7 @@ class Store:
                     select(*Endpoint.__table__.c).where(Endpoint.id.in_(chunk)))}
                 recent = self._ranked(session, chunk, window, success_only=False)
                 successes = self._ranked(session, chunk, 2, success_only=True)
+                deep = self._ranked(session, chunk, 1, success_only=True, deep_only=True)
                 shas = {sha for rows in successes.values() for row in rows for sha in (row.chain or ())}
                 certs: dict[str, ChainCert] = {}
                 wanted = sorted(shas)
@@ -335,20 +337,24 @@ class Store:
                         success=newest.success if newest else None,
                         failure_kind=newest.failure_kind if newest else None,
                         finding_ids=tuple(newest.finding_ids or ()) if newest else (),
+                        deep_finding_ids=tuple(deep[endpoint_id][0].finding_ids or ()) if endpoint_id in deep else (),
                         consecutive_failures=failures, chain=chain,
                         chain_seen_at=good[0].observed_at if good else None, previous_leaf=previous,
                         previous_leaf_until=good[0].observed_at if previous is not None else None))
         return watches
 
     @staticmethod
-    def _ranked(session: Session, endpoint_ids: list[int], depth: int, *, success_only: bool) -> dict[int, list[Any]]:
-        """The newest ``depth`` observations (or successes) of each endpoint, newest first."""
+    def _ranked(session: Session, endpoint_ids: list[int], depth: int, *, success_only: bool,
+                deep_only: bool = False) -> dict[int, list[Any]]:
+        """The newest ``depth`` observations (or successes, or deep scans) of each endpoint, newest first."""
         ranked = select(Observation.id.label("oid"), func.row_number().over(
             partition_by=Observation.endpoint_id,
             order_by=(Observation.observed_at.desc(), Observation.id.desc())).label("rank")).where(
             Observation.endpoint_id.in_(endpoint_ids))
         if success_only:
             ranked = ranked.where(Observation.success.is_(True))
+        if deep_only:
+            ranked = ranked.where(Observation.probe_id.endswith(DEEP_PROBE_SUFFIX, autoescape=True))
         ranked_sq = ranked.subquery()
         rows = session.execute(
             select(Observation.endpoint_id, Observation.observed_at, Observation.success, Observation.failure_kind,
