@@ -520,8 +520,8 @@ def per_1k(cpu: float, probes: int) -> str:
 
 
 def goals(r: Results) -> list[common.Goal]:
-    assert r.once is not None and r.blackbox is not None
-    ratio = r.once.rate / r.blackbox.rate
+    """The issue's goals. The ratio to blackbox_exporter is asked for, not given a threshold: the table has it."""
+    assert r.once is not None
     return [
         (f"sustained probe rate over {ENDPOINTS:,} lab endpoints >= {GOAL_RATE:.0f} probes/s (lab on the same "
          "machine)", r.once.rate >= GOAL_RATE,
@@ -529,8 +529,6 @@ def goals(r: Results) -> list[common.Goal]:
         (f"peak RSS with {BIG_ENDPOINTS:,} endpoints in the inventory <= {GOAL_RSS_MB:.0f} MB",
          mb(r.big_max_rss_kib) <= GOAL_RSS_MB,
          f"{mb(r.big_max_rss_kib):.0f} MB = {r.big_max_rss_kib / 1024:.0f} MiB"),
-        ("probe rate at least blackbox_exporter's on the same lab and concurrency", ratio >= 1.0,
-         f"{ratio:.2f}x: {r.once.rate:,.0f} vs {r.blackbox.rate:,.0f} probes/s"),
     ]
 
 
