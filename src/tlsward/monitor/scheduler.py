@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tlsward.engine import Scanner, ScanOptions
-from tlsward.model.alerts import AlertRecord, Notification
+from tlsward.model.alerts import AlertRecord, AlertStatus, Notification
 from tlsward.model.errors import Error, StorageError
 from tlsward.model.inventory import EndpointFileRecord, EndpointRecord
 from tlsward.model.metrics import ProbeStats
@@ -172,11 +172,10 @@ class Monitor:
 
     async def _refresh(self, *, once: bool) -> bool:
         """Re-read the enabled endpoints (and config links); schedule new ones, drop removed or disabled ones."""
-        def read(store: Store) -> tuple[list[EndpointRecord], dict[str, dt.datetime | None],
+        def read(store: Store) -> tuple[list[EndpointRecord], dict[str, dt.datetime],
                                         list[EndpointFileRecord]]:
             records = [r for r in store.list_endpoints() if r.enabled]
-            last = {s.endpoint.target: s.observed_at for s in store.endpoint_summaries()}
-            return records, last, store.endpoint_files()
+            return records, store.last_observed(), store.endpoint_files()
 
         loaded = await self._with_db("reading the inventory", read)
         if loaded is None:
@@ -302,8 +301,11 @@ class Monitor:
         now = self.clock()
         for watch in watches:
             if watch.endpoint.id is not None:
-                self._contributions[watch.endpoint.id] = contributions(
-                    watch, self.config.alerts, now, self._evidence_for(watch.endpoint.id))
+                parts = contributions(watch, self.config.alerts, now, self._evidence_for(watch.endpoint.id))
+                if parts:
+                    self._contributions[watch.endpoint.id] = parts
+                else:
+                    self._contributions.pop(watch.endpoint.id, None)
         await self._alert_round(now)
 
     def _evidence_for(self, endpoint_id: int) -> dict[str, str]:
@@ -313,19 +315,26 @@ class Monitor:
         """Alert state from the database, contributions of every endpoint from its stored history."""
         ids = sorted(self._due)
         window = self.config.alerts.failing_after
+        now = self.clock()
+        settings = self.config.alerts
 
-        def read(store: Store) -> tuple[list[AlertRecord], list[Any]]:
-            return AlertStore(store).load(), store.watch_states(ids, failing_window=window)
+        def read(store: Store) -> tuple[list[AlertRecord], dict[int, list[Contribution]]]:
+            # Chunk by chunk, keeping only endpoints that contribute to an alert: at 100,000 endpoints the
+            # full watch list would cost more memory than everything else the monitor holds.
+            found: dict[int, list[Contribution]] = {}
+            for start in range(0, len(ids), 2000):
+                for watch in store.watch_states(ids[start:start + 2000], failing_window=window):
+                    parts = contributions(watch, settings, now)
+                    if parts and watch.endpoint.id is not None:
+                        found[watch.endpoint.id] = parts
+            return AlertStore(store).load(status=AlertStatus.FIRING), found
 
         loaded = await self._with_db("loading alert state", read)
         if loaded is None:
             return False
-        alerts, watches = loaded
+        alerts, found = loaded
         self._alerts = {record.alert.key: record for record in alerts}
-        now = self.clock()
-        for watch in watches:
-            if watch.endpoint.id is not None:
-                self._contributions[watch.endpoint.id] = contributions(watch, self.config.alerts, now)
+        self._contributions.update(found)
         self._bootstrapped = True
         # No alert round yet: the first one follows the first written probes, so a restart never notifies
         # from stale history what the fresh probe is about to contradict.
