@@ -18,6 +18,7 @@ class ProbeSettings:
     interval_s: float = 300.0
     jitter: float = 0.1                 # +-10 %: a fleet added at once does not stay in lockstep
     concurrency: int = 200              # probes in flight at once, over all endpoints
+    per_host: int = 4                   # connections at once to one address (a shared load balancer)
     timeout_s: float = 5.0
     failure_backoff_max_s: float = 1800.0   # failing endpoints back off (x2 per failure) up to this
     batch_size: int = 500               # results written to the inventory in one transaction

@@ -3,7 +3,7 @@
 Every key is optional; unknown keys and bad values are one-line usage errors naming the file and the key,
 because a typo in an alerting config must not silently mean "never page".
 
-    [probes]            interval = "5m", jitter = 0.1, concurrency = 200, timeout = "5s",
+    [probes]            interval = "5m", jitter = 0.1, concurrency = 200, per_host = 4, timeout = "5s",
                         failure_backoff_max = "30m", batch_size = 500, refresh = "30s", prune_every = "1h",
                         ca_files = ["/etc/ssl/internal-ca.pem"], all_ips = false,
                         deep_interval = "24h" (or "off"), policy = "mozilla-intermediate"
@@ -87,7 +87,7 @@ def _route(value: object, where: str) -> Route:
 def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
     table = _table(data, "probes", name, {"interval", "jitter", "concurrency", "timeout", "failure_backoff_max",
                                           "batch_size", "refresh", "prune_every", "ca_files", "all_ips",
-                                          "deep_interval", "policy"})
+                                          "deep_interval", "policy", "per_host"})
     durations = {"interval": "interval_s", "timeout": "timeout_s", "failure_backoff_max": "failure_backoff_max_s",
                  "refresh": "refresh_s", "prune_every": "prune_every_s"}
     given: dict[str, Any] = {attr: parse_duration(table[key], f"{name}: probes.{key}")
@@ -118,6 +118,9 @@ def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise UsageError(f"{name}: probes.ca_files must be a list of paths")
         settings = replace(settings, ca_files=tuple(files))
+    if "per_host" in table:
+        settings = replace(settings, per_host=int(_number(table["per_host"], f"{name}: probes.per_host",
+                                                          integer=True, low=1)))
     if "batch_size" in table:
         settings = replace(settings, batch_size=int(_number(table["batch_size"], f"{name}: probes.batch_size",
                                                             integer=True, low=1)))

@@ -84,6 +84,7 @@ class Monitor:
         self.engine = AlertEngine(config.alerts, config.routes, receivers)
         self.scanner = Scanner(scan_options or ScanOptions(timeout=config.probes.timeout_s,
                                                            concurrency=config.probes.concurrency,
+                                                           per_host=config.probes.per_host,
                                                            ca_files=config.probes.ca_files,
                                                            all_ips=config.probes.all_ips, revocation="off"))
         self.force_deep = force_deep                # every probe of this run is a deep scan (--deep)
@@ -98,6 +99,7 @@ class Monitor:
                 policy = load_policy(config.probes.policy)
             self.deep_scanner = Scanner(ScanOptions(
                 timeout=config.probes.timeout_s, concurrency=config.probes.concurrency,
+                per_host=config.probes.per_host,
                 ca_files=config.probes.ca_files, revocation="off", policy=policy,
                 deep=DeepOptions(timeout=min(config.probes.timeout_s, 3.0))))
         self._next_deep: dict[int, float] = {}      # endpoint id -> monotonic time its next deep scan is due
