@@ -15,6 +15,7 @@ accepts: OpenMetrics would add only exemplars and ``_created`` series, and tlswa
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -76,7 +77,15 @@ class MetricsApp:
                ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One scrape, synchronously: (status, headers, body) for these request headers."""
         registry = self.registry.restricted_registry(names) if names else self.registry
-        body = encode_text(registry.collect())
+        # A scrape allocates ~1e5 short-lived objects that form no cycles; the cyclic collector running over
+        # them is a quarter of the render time at 10,000 endpoints. Paused for this render only (one at a time).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            body = encode_text(registry.collect())
+        finally:
+            if paused:
+                gc.enable()
         headers = [(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode())]
         if gzip_accepted(accept_encoding):
             body = gzip.compress(body, compresslevel=6)
