@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real peers the tests talk to (see tests/integration): a client we did not write for every lab case, the
 # servers whose configs discovery reads (nginx, haproxy, apache2), promtool (prometheus), Alertmanager, and
-# keytool (openjdk) to write real Java keystores.
+# keytool (openjdk) to write real Java keystores, and chromium for the browser tests (Playwright drives it).
 DEBIAN_PACKAGES := openssl curl nmap postgresql postgresql-client mariadb-client sslscan nginx haproxy apache2 prometheus prometheus-alertmanager libnginx-mod-stream \
-	openjdk-17-jre-headless
+	openjdk-17-jre-headless chromium
 # Peers only the benchmarks run (bench/bench_deep.py), installed by `make bench` on top of DEBIAN_PACKAGES.
 BENCH_PACKAGES := testssl.sh prometheus-blackbox-exporter
 

@@ -56,7 +56,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event) -> None:
+async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event,
+                     tls: tuple[str, str] | None = None) -> None:
     """Run an ASGI app with uvicorn in this event loop until ``stop`` is set. Uvicorn's own signal handling is
     switched off: SIGTERM must stop the monitor (which then stops the server), not only the server."""
     import contextlib
@@ -64,7 +65,8 @@ async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event) ->
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=address[0], port=address[1], log_level="warning",
-                                           lifespan="on", access_log=False))
+                                           lifespan="on", access_log=False,
+                                           ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     await stop.wait()
