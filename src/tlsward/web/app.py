@@ -3,7 +3,9 @@ static assets (all served locally: it must work air-gapped) and ``/metrics``."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +80,21 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 def create_app(settings: WebSettings, store: Store | None = None) -> FastAPI:
     """The app over the inventory at ``settings.db_url`` (or an already open ``store``, which the caller keeps)."""
-    app = FastAPI(title="tlsward", version=__version__, openapi_url="/api/v1/openapi.json", docs_url=None,
-                  redoc_url=None, description="The tlsward JSON API: endpoints, certificates, observations, "
-                  "scans, findings, alerts, SLIs. Authenticate with `Authorization: Bearer <token>`.")
-    app.state.settings = settings
     owned = store is None
-    app.state.store = store if store is not None else open_store(settings.db_url)
+    opened = store if store is not None else open_store(settings.db_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            opened.close()
+
+    app = FastAPI(title="tlsward", version=__version__, openapi_url="/api/v1/openapi.json", docs_url=None,
+                  redoc_url=None, lifespan=lifespan,
+                  description="The tlsward JSON API: endpoints, certificates, observations, scans, findings, "
+                  "alerts, SLIs. Authenticate with `Authorization: Bearer <token>`; errors are RFC 9457 problems.")
+    app.state.settings = settings
+    app.state.store = opened
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
@@ -91,11 +102,6 @@ def create_app(settings: WebSettings, store: Store | None = None) -> FastAPI:
     app.add_exception_handler(Exception, on_unexpected)
     app.add_middleware(SecurityHeaders, settings=settings)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        if owned:
-            app.state.store.close()
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
