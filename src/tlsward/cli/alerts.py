@@ -15,6 +15,7 @@ from tlsward.cli.inventory import SEVERITY_STYLE, Db, open_store
 from tlsward.model.alerts import AlertStatus
 from tlsward.model.errors import UsageError
 from tlsward.model.monitor import Silence
+from tlsward.report.alerts_json import alert_json
 
 app = typer.Typer(help="Alerts raised by `tlsward monitor`, acknowledgements, silences and maintenance windows.",
                   no_args_is_help=True)
@@ -46,16 +47,7 @@ def list_(
         records = AlertStore(store).load(status=None if all_ else AlertStatus.FIRING, limit=500 if all_ else None)
     records.sort(key=lambda r: (r.alert.status is not AlertStatus.FIRING, -r.alert.severity))
     if as_json:
-        print(json.dumps([{
-            "key": r.alert.key, "rule": r.alert.rule, "status": str(r.alert.status),
-            "severity": r.alert.severity.name.lower(), "route": str(r.alert.route), "stage": r.stage,
-            "summary": r.alert.summary, "description": r.alert.description, "fix": r.alert.fix,
-            "endpoints": list(r.alert.endpoints), "labels": dict(r.alert.labels), "owner": r.alert.owner,
-            "team": r.alert.team, "starts_at": r.alert.starts_at.isoformat() if r.alert.starts_at else None,
-            "ends_at": r.alert.ends_at.isoformat() if r.alert.ends_at else None,
-            "notified_stage": r.notified_stage,
-            "last_notified_at": r.last_notified_at.isoformat() if r.last_notified_at else None,
-            "acked_by": r.acked_by} for r in records], indent=2))
+        print(json.dumps([alert_json(r) for r in records], indent=2))
         return
     table = Table(title=f"{len(records)} alerts (keys in full: --json; `alerts ack` takes a key prefix)")
     table.add_column("severity / route", no_wrap=True)

@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from tlsward.model.inventory import (
     clean_tags,
 )
 from tlsward.model.target import Target
+from tlsward.report.inventory_json import summary_json
 
 if TYPE_CHECKING:
     from tlsward.storage import Store
@@ -106,7 +107,7 @@ def list_(
                                         failing=True if failing else None, now=now)
     if as_json:
         # Compact: the C encoder is ~10x faster than indent=2 (pipe through `jq` to read it).
-        print(json.dumps([_summary_json(row, now) for row in rows]))
+        print(json.dumps([summary_json(row, now) for row in rows]))
         return
     header = ("target", "owner", "team", "last result", "worst finding", "leaf expiry")
     if len(rows) > PLAIN_TABLE_ROWS:
@@ -275,21 +276,3 @@ def _expiry(not_after: dt.datetime | None, now: dt.datetime) -> str:
     if not_after is None:
         return "-"
     return f"{not_after:%Y-%m-%d} ({(not_after - now).total_seconds() / 86400:.1f} d)"
-
-
-def _summary_json(row: EndpointSummary, now: dt.datetime) -> dict[str, Any]:
-    record = row.endpoint
-    return {
-        "target": record.target, "sni": record.sni, "connect": record.connect, "owner": record.owner,
-        "team": record.team, "environment": record.environment,
-        "tags": list(record.tags), "enabled": record.enabled,
-        "last_observation": None if row.observed_at is None else {
-            "time": row.observed_at.isoformat(), "success": row.success, "failure_kind": row.failure_kind,
-            "version": row.version, "cipher": row.cipher, "findings": list(row.finding_ids),
-            "worst_finding": row.finding_ids[0] if row.finding_ids else None,
-            "worst_severity": row.worst_severity.name.lower() if row.worst_severity is not None else None},
-        "leaf": None if row.leaf_not_after is None else {
-            "sha256": row.leaf_sha256, "subject": row.leaf_subject, "issuer": row.leaf_issuer,
-            "not_after": row.leaf_not_after.isoformat(),
-            "days_left": round((row.leaf_not_after - now).total_seconds() / 86400, 2)},
-    }

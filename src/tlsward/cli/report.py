@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -16,7 +15,8 @@ from rich.table import Table
 
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.model.errors import UsageError
-from tlsward.model.slo import SLO_SCHEMA, EndpointSli, GroupBy, GroupSli, Share, SloReport, SloVerdict
+from tlsward.model.slo import GroupBy, GroupSli, SloReport, parse_target, parse_window
+from tlsward.report.slo_json import report_json
 
 if TYPE_CHECKING:
     from tlsward.storage import Store
@@ -24,35 +24,11 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Reports over the inventory's probe history.", no_args_is_help=True)
 out = Console(soft_wrap=True)
 
-WINDOW = re.compile(r"([1-9][0-9]{0,6})([dhm])")
-UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60}
-MAX_WINDOW = dt.timedelta(days=3660)   # ten years: past any retention, and far from datetime's limits
-TARGET = re.compile(r"[0-9]{1,3}(\.[0-9]+)?")
 TOP_VERSIONS = 3
 MAX_PIPED_WIDTH = 400
 Db = Annotated[str | None, typer.Option("--db", metavar="URL", help="sqlite:///PATH or postgresql+psycopg://"
                                         "USER@HOST/DB [default: $TLSWARD_DB or ~/.local/share/tlsward/"
                                         "inventory.db]")]
-
-
-def parse_window(text: str) -> dt.timedelta:
-    """``30d``, ``12h`` or ``90m``, nothing else (no spaces, no units mixed, no zero): a report over a window
-    someone mistyped is worse than none."""
-    match = WINDOW.fullmatch(text)
-    if match is None:
-        raise UsageError(f"--window {text!r}: expected a whole number of days, hours or minutes (30d, 12h, 90m)")
-    span = dt.timedelta(seconds=int(match[1]) * UNIT_SECONDS[match[2]])
-    if span > MAX_WINDOW:
-        raise UsageError(f"--window {text!r}: at most {MAX_WINDOW.days}d")
-    return span
-
-
-def parse_target(text: str) -> float:
-    """A percentage in (0, 100], written as a plain number (``99.9``)."""
-    value = float(text) if TARGET.fullmatch(text) else None
-    if value is None or not 0 < value <= 100:
-        raise UsageError(f"--target {text!r}: expected a percentage above 0 and at most 100, such as 99.9")
-    return value
 
 
 def open_store(db: str | None) -> Store:
@@ -91,63 +67,6 @@ def slo(
         _print(report, window)
     if report.missed:
         raise typer.Exit(ExitCode.FINDINGS)   # 1: a group missed --target (docs/slo.md)
-
-
-# -- JSON -------------------------------------------------------------------------------------------------
-
-
-def report_json(report: SloReport, window: str) -> dict[str, Any]:
-    """The ``tlsward.slo/1`` object (docs/slo.md). Percentages are rounded to 4 decimals; the counts beside
-    them are exact, for anyone who needs to recompute."""
-    met = None if report.target_pct is None or not report.overall.probes else not report.missed
-    return {
-        "schema": SLO_SCHEMA,
-        "window": {"text": window, "seconds": int((report.until - report.since).total_seconds()),
-                   "since": report.since.isoformat(), "until": report.until.isoformat()},
-        "by": report.by,
-        "target_pct": report.target_pct,
-        "met": met,
-        "overall": _group_json(report.overall),
-        "groups": [_group_json(group) for group in report.groups],
-    }
-
-
-def _group_json(group: GroupSli) -> dict[str, Any]:
-    return {
-        "key": group.key,
-        "endpoints": group.endpoints,
-        "unprobed_endpoints": group.unprobed_endpoints,
-        "probes": group.probes,
-        "successes": group.successes,
-        "success_pct": _round(group.success_pct),
-        "valid_certificate_probes": group.valid_certificate_probes,
-        "valid_certificate_pct": _round(group.valid_certificate_pct),
-        "versions": [_share_json(share) for share in group.versions],
-        "ciphers": [_share_json(share) for share in group.ciphers],
-        "latency": {"probes": group.latency.probes, "p50_ms": group.latency.p50_ms,
-                    "p95_ms": group.latency.p95_ms},
-        "worst_endpoints": [_endpoint_json(endpoint) for endpoint in group.worst_endpoints],
-        "slo": _verdict_json(group.slo) if group.slo is not None else None,
-    }
-
-
-def _share_json(share: Share) -> dict[str, Any]:
-    return {"name": share.name, "probes": share.probes, "pct": _round(share.pct)}
-
-
-def _endpoint_json(endpoint: EndpointSli) -> dict[str, Any]:
-    return {"target": endpoint.target, "probes": endpoint.probes, "successes": endpoint.successes,
-            "success_pct": _round(endpoint.success_pct)}
-
-
-def _verdict_json(verdict: SloVerdict) -> dict[str, Any]:
-    return {"target_pct": verdict.target_pct, "met": verdict.met, "failures": verdict.failures,
-            "allowed_failures": _round(verdict.allowed_failures),
-            "error_budget_remaining_pct": _round(verdict.budget_remaining_pct)}
-
-
-def _round(value: float | None) -> float | None:
-    return round(value, 4) if value is not None else None
 
 
 # -- the table ----------------------------------------------------------------------------------------------

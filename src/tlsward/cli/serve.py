@@ -24,6 +24,8 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The private key for --tls-cert")] = None,
     anonymous_read: Annotated[bool, typer.Option("--anonymous-read", help="Let anyone who can reach it read "
                                                  "(viewer role) without a token")] = False,
+    ca_file: Annotated[list[Path] | None, typer.Option("--ca-file", help="Extra trust store (internal CA bundle) "
+                                                       "for scans started from the web or the API")] = None,
     db: Db = None,
 ) -> None:
     """Serve the web dashboards, the JSON API and Prometheus /metrics over the inventory (docs/web.md)."""
@@ -34,13 +36,13 @@ def serve(
     address = parse_listen(listen)
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
-    for path in (tls_cert, tls_key):
+    for path in (tls_cert, tls_key, *(ca_file or ())):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(WebSettings(db_url=db or default_url(), https=tls_cert is not None,
-                                 anonymous_read=anonymous_read))
+                                 anonymous_read=anonymous_read, ca_files=tuple(str(p) for p in ca_file or ())))
     scheme = "https" if tls_cert is not None else "http"
 
     async def run() -> None:

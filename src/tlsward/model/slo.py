@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+from tlsward.model.errors import UsageError
 
 SLO_SCHEMA = "tlsward.slo/1"   # the --json shape; bump on any incompatible change
 
@@ -28,6 +31,31 @@ INVALID_CERTIFICATE_FINDINGS: frozenset[str] = frozenset({
 WORST_ENDPOINTS = 5
 
 GroupBy = Literal["owner", "team"]
+
+WINDOW = re.compile(r"([1-9][0-9]{0,6})([dhm])")
+UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60}
+MAX_WINDOW = dt.timedelta(days=3660)   # ten years: past any retention, and far from datetime's limits
+TARGET = re.compile(r"[0-9]{1,3}(\.[0-9]+)?")
+
+
+def parse_window(text: str, what: str = "--window") -> dt.timedelta:
+    """``30d``, ``12h`` or ``90m``, nothing else (no spaces, no units mixed, no zero): a report over a window
+    someone mistyped is worse than none. ``what`` names the input in the error (a flag, a query parameter)."""
+    match = WINDOW.fullmatch(text)
+    if match is None:
+        raise UsageError(f"{what} {text!r}: expected a whole number of days, hours or minutes (30d, 12h, 90m)")
+    span = dt.timedelta(seconds=int(match[1]) * UNIT_SECONDS[match[2]])
+    if span > MAX_WINDOW:
+        raise UsageError(f"{what} {text!r}: at most {MAX_WINDOW.days}d")
+    return span
+
+
+def parse_target(text: str, what: str = "--target") -> float:
+    """A percentage in (0, 100], written as a plain number (``99.9``)."""
+    value = float(text) if TARGET.fullmatch(text) else None
+    if value is None or not 0 < value <= 100:
+        raise UsageError(f"{what} {text!r}: expected a percentage above 0 and at most 100, such as 99.9")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

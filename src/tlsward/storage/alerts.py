@@ -55,14 +55,14 @@ class AlertStore:
                         setattr(row, name, value)
             return len(records)
 
-    def ack(self, key: str, by: str, now: dt.datetime) -> int:
-        """Acknowledge firing alerts whose key is ``key`` or starts with it: no reminders until it resolves or
-        escalates. Returns how many."""
+    def ack(self, key: str, by: str, now: dt.datetime, *, exact: bool = False) -> int:
+        """Acknowledge firing alerts whose key is ``key`` or (unless ``exact``) starts with it: no reminders
+        until it resolves or escalates. Returns how many."""
         with self.store._transaction() as session:
-            result = session.execute(update(AlertRow).where(
-                AlertRow.status == str(AlertStatus.FIRING),
-                (AlertRow.key == key) | AlertRow.key.startswith(key, autoescape=True))
-                .values(acked_at=now, acked_by=by, updated_at=now))
+            matches = (AlertRow.key == key) if exact else \
+                (AlertRow.key == key) | AlertRow.key.startswith(key, autoescape=True)
+            result = session.execute(update(AlertRow).where(AlertRow.status == str(AlertStatus.FIRING), matches)
+                                     .values(acked_at=now, acked_by=by, updated_at=now))
             return int(getattr(result, "rowcount", 0) or 0)
 
     def add_silence(self, silence: Silence, now: dt.datetime) -> Silence:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Text,
+    cast,
     create_engine,
     delete,
     event,
@@ -287,8 +288,14 @@ class Store:
 
     def endpoint_summaries(self, *, owner: str | None = None, team: str | None = None, tag: str | None = None,
                            issuer: str | None = None, days_left_max: float | None = None,
-                           failing: bool | None = None, now: dt.datetime | None = None) -> list[EndpointSummary]:
-        """``list_endpoints`` with each endpoint's newest observation and last presented leaf, in one query."""
+                           failing: bool | None = None, q: str | None = None, with_findings: bool = False,
+                           after: str | None = None, offset: int = 0, limit: int | None = None,
+                           now: dt.datetime | None = None) -> list[EndpointSummary]:
+        """``list_endpoints`` with each endpoint's newest observation and last presented leaf, in one query.
+
+        ``q`` keeps targets containing it; ``with_findings`` endpoints whose newest observation has findings.
+        A page is ``limit`` rows after the target ``after`` (keyset: as fast on the last page of 100,000 as on
+        the first), skipping ``offset`` rows first."""
         observation, leaf = Observation.__table__, Certificate.__table__.alias("leaf")   # alias: the issuer
         # filter's subquery must correlate to the endpoint, not to this join
         # Only what a list line shows, and the datetime and JSON columns as the driver returns them (parsed
@@ -305,7 +312,15 @@ class Store:
                  .outerjoin(observation, observation.c.id == Endpoint.last_observation_id)
                  .outerjoin(leaf, leaf.c.sha256 == Endpoint.leaf_sha256).order_by(Endpoint.target))
         query = self._filtered(query, owner=owner, team=team, tag=tag, issuer=issuer, days_left_max=days_left_max,
-                               failing=failing, now=now or _now())
+                               failing=failing, q=q, now=now or _now())
+        if with_findings:
+            query = query.where(cast(observation.c.finding_ids, Text) != "[]")
+        if after is not None:
+            query = query.where(Endpoint.target > after)
+        if offset:
+            query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         severities = {int(s): s for s in Severity}
         summaries = []
         with self._transaction() as session:
@@ -325,6 +340,15 @@ class Store:
                     leaf_sha256=leaf_sha256, leaf_subject=leaf_subject, leaf_issuer=leaf_issuer,
                     leaf_not_after=_utc(leaf_not_after)))
         return summaries
+
+    def count_endpoints(self, *, owner: str | None = None, team: str | None = None, tag: str | None = None,
+                        issuer: str | None = None, days_left_max: float | None = None, failing: bool | None = None,
+                        q: str | None = None, now: dt.datetime | None = None) -> int:
+        """How many endpoints ``endpoint_summaries`` would return with these filters and no page."""
+        query = self._filtered(select(func.count()).select_from(Endpoint), owner=owner, team=team, tag=tag,
+                               issuer=issuer, days_left_max=days_left_max, failing=failing, q=q, now=now or _now())
+        with self._transaction() as session:
+            return int(session.execute(query).scalar() or 0)
 
     def watch_states(self, endpoint_ids: Sequence[int], *, failing_window: int = 3) -> list[EndpointWatch]:
         """What the monitor's alert rules read for these endpoints, in a few set-based queries per chunk: the
@@ -400,8 +424,12 @@ class Store:
         return grouped
 
     def _filtered(self, query: Any, *, owner: str | None, team: str | None, tag: str | None, issuer: str | None,
-                  days_left_max: float | None, failing: bool | None, now: dt.datetime) -> Any:
+                  days_left_max: float | None, failing: bool | None, now: dt.datetime, q: str | None = None) -> Any:
         """The inventory filters, all in SQL, on the endpoint's current-state columns."""
+        if q:
+            # Targets are canonical (lowercase), so a lowercased needle matches alike on SQLite's
+            # case-insensitive LIKE and PostgreSQL's case-sensitive one.
+            query = query.where(Endpoint.target.contains(q.lower(), autoescape=True))
         if owner is not None:
             query = query.where(Endpoint.owner == owner)
         if team is not None:

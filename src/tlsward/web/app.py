@@ -54,6 +54,8 @@ class SecurityHeaders:
             response = problem_response(413, f"request bodies are limited to {self.settings.max_body_bytes} bytes")
             await response(scope, receive, send)
             return
+        if length is None:
+            receive = self._capped(receive)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -70,6 +72,22 @@ class SecurityHeaders:
 
         await self.app(scope, receive, send_with_headers)
 
+    def _capped(self, receive: Receive) -> Receive:
+        """A body without Content-Length (chunked) is counted as it arrives: past the cap, reading it raises a
+        413, which the app answers as a problem like any other HTTP error."""
+        limit, seen = self.settings.max_body_bytes, 0
+
+        async def capped_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise StarletteHTTPException(413, f"request bodies are limited to {limit} bytes")
+            return message
+
+        return capped_receive
+
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page, with what every page needs: the caller (for the nav and the CSRF token) and the version."""
@@ -84,8 +102,11 @@ def create_app(settings: WebSettings, store: Store | None = None) -> FastAPI:
     opened = store if store is not None else open_store(settings.db_url)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         yield
+        scans = getattr(application.state, "scans", None)   # created by the first POST /api/v1/scans
+        if scans is not None:
+            await scans.close()
         if owned:
             opened.close()
 

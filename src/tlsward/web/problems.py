@@ -39,8 +39,23 @@ async def on_problem(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), request.url.path,
-                            headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return problem_response(exc.status_code, str(exc.detail), request.url.path, headers=headers or None)
+
+
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's 405 names only the first route whose path
+    matched, and GET and POST /api/v1/endpoints are two routes (in included routers, asked the same way)."""
+    from starlette.routing import Match
+
+    return ", ".join(method for method in METHODS
+                     if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                            for route in request.app.router.routes))
 
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
