@@ -323,6 +323,10 @@ def test_endpoint_page_and_rescan_through_the_api(page: Any, served: Served) -> 
     assert page.locator("#findings").get_by_text("cert.expiring").count() >= 1
     assert page.locator("#history tbody tr").count() == len(before)
     assert charts_drawn(page) == 1
+    verdicts = page.locator("table.verdicts tbody tr")
+    rows = [verdicts.nth(i).inner_text() for i in range(verdicts.count())]
+    assert any("ca-file" in row and "not trusted" not in row for row in rows), rows   # the lab CA given to serve
+    assert any("mozilla" in row and "not trusted" in row for row in rows), rows       # public roots: no
 
     with page.expect_navigation(timeout=90_000):
         page.click("#rescan")            # POST /api/v1/scans, then its event stream; the page reloads when done
@@ -335,6 +339,13 @@ def test_endpoint_page_and_rescan_through_the_api(page: Any, served: Served) -> 
     assert len(after) == len(before) + 1 and (after[0].probe_id or "").startswith("api:"), after[0]
     assert after[0].success
     shoot(page, "endpoint")
+
+
+def test_an_untrusted_root_is_untrusted_in_every_store(page: Any, served: Served) -> None:
+    page.goto(f"{served.url}/endpoints/{served.lab.endpoint('untrusted-root').target}")
+    verdicts = page.locator("table.verdicts tbody tr")
+    rows = [verdicts.nth(i).inner_text() for i in range(verdicts.count())]
+    assert len(rows) == 3 and all("not trusted" in row for row in rows), rows
 
 
 def test_certificate_page_shows_every_place_and_its_alerts(page: Any, served: Served) -> None:

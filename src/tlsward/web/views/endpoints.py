@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from tlsward.model.access import Principal, Role
 from tlsward.model.alerts import AlertStatus
-from tlsward.model.certificate import CertificateFacts
+from tlsward.model.certificate import CertificateFacts, ChainAnalysis
 from tlsward.model.errors import Error, UsageError
 from tlsward.model.findings import FINDING_CATALOGUE, Severity
 from tlsward.model.inventory import CertificateRecord, EndpointRecord, ObservationRecord
@@ -26,10 +26,12 @@ from tlsward.storage import Store
 from tlsward.storage.alerts import AlertStore
 from tlsward.storage.snapshot import finding_severities
 from tlsward.web.app import render
-from tlsward.web.auth import store_of, viewer
+from tlsward.web.auth import settings_of, store_of, viewer
 from tlsward.web.problems import Problem
 from tlsward.web.views.common import PageRoute, now
 from tlsward.web.views.findings import finding_doc, inline
+from tlsward.x509.trust import ca_file_store, mozilla_store, system_store
+from tlsward.x509.validate import analyse_chain
 
 HISTORY = 60
 BOX_WIDTH, BOX_HEIGHT, GAP, MARGIN = 640, 58, 34, 10
@@ -102,6 +104,21 @@ def certificate_facts(cert: CertificateRecord) -> CertificateFacts | None:
         return None
 
 
+def validate_stored_chain(chain: list[CertificateRecord], hostname: str, ca_files: tuple[str, ...],
+                          moment: dt.datetime) -> ChainAnalysis | str | None:
+    """RFC 5280 validation of the stored chain (as last presented) against every trust store, now: the verdict
+    per store, or a one-line reason why it cannot be judged (no chain, a certificate stored without DER)."""
+    if not chain:
+        return None
+    if any(not cert.der for cert in chain):
+        return "the stored chain has no certificate bytes to validate; rescan to see verdicts"
+    try:
+        stores = [*(ca_file_store(path) for path in ca_files), mozilla_store(), system_store()]
+        return analyse_chain([cert.der for cert in chain], hostname, stores, moment)
+    except Error as exc:
+        return f"cannot validate: {exc}"
+
+
 def find_endpoint(store: Store, target: str) -> EndpointRecord:
     """The endpoint as given, or as its canonical form names it; a 404 page otherwise."""
     record = store.get_endpoint(target)
@@ -146,11 +163,13 @@ def router() -> APIRouter:
                 findings.append((finding_id, severity, spec.title if spec else finding_id, finding_doc(finding_id)))
         alerts = [r for r in AlertStore(store).load(status=AlertStatus.FIRING) if record.target in r.alert.endpoints]
         latest_success = next((o for o in history if o.success), None)
+        analysis = validate_stored_chain(chain, record.sni or record.host, settings_of(request).ca_files, moment)
         return render(
             request, "endpoint.html", record=record, latest=latest, latest_success=latest_success, chain=chain,
             facts={cert.sha256: certificate_facts(cert) for cert in chain}, drawing=chain_drawing(chain, moment),
             history=history, findings=findings, alerts=alerts, files=store.endpoint_files(record.target),
             charts={"chart-latency": latency_chart(history)} if history else {}, now=moment, Severity=Severity,
-            can_scan=principal.role >= Role.OPERATOR and principal.csrf_token is not None, inline=inline)
+            can_scan=principal.role >= Role.OPERATOR and principal.csrf_token is not None, inline=inline,
+            analysis=analysis)
 
     return pages
