@@ -160,3 +160,18 @@ class EndpointSummary:
     leaf_subject: str | None = None
     leaf_issuer: str | None = None
     leaf_not_after: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateListing:
+    """One line of the certificate list: the certificate and how many places hold it."""
+
+    sha256: str
+    subject: str
+    issuer: str
+    not_after: dt.datetime
+    key_type: str
+    key_bits: int
+    endpoints: int            # endpoints that presented it (at any chain position)
+    files: int                # files on disk that hold it
+    leaf: bool                # presented as a leaf somewhere, or stored in a file

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Text,
+    case,
     cast,
     create_engine,
     delete,
@@ -45,6 +46,7 @@ from tlsward.model.errors import StorageError, UsageError
 from tlsward.model.findings import Severity
 from tlsward.model.inventory import (
     IMPORTED_FIELDS,
+    CertificateListing,
     CertificateRecord,
     EndpointChange,
     EndpointFileRecord,
@@ -520,6 +522,38 @@ class Store:
                           for _, target, file_path, config_path, position, first, last in rows]
                 found.append((_certificate_record(cert), places))
             return found
+
+    def certificate_listing(self, *, q: str | None = None, issuer: str | None = None,
+                            days_left_max: float | None = None, leaf_only: bool = True, limit: int = 50,
+                            offset: int = 0, now: dt.datetime | None = None) -> tuple[list[CertificateListing], int]:
+        """Certificates soonest-expiring first, with how many endpoints and files hold each, and the total that
+        match. ``q``: a case-insensitive substring of the subject; ``leaf_only``: seen as a leaf or in a file."""
+        now = now or _now()
+        places = (select(Sighting.certificate_sha256.label("sha"),
+                         func.count(func.distinct(Sighting.endpoint_id)).label("endpoints"),
+                         func.count(func.distinct(Sighting.file_path)).label("files"),
+                         func.max(case((or_(Sighting.position == 0, Sighting.file_path.is_not(None)), 1),
+                                       else_=0)).label("leaf"))
+                  .group_by(Sighting.certificate_sha256).subquery())
+        query = select(Certificate.sha256, Certificate.subject, Certificate.issuer, Certificate.not_after,
+                       Certificate.key_type, Certificate.key_bits, func.coalesce(places.c.endpoints, 0),
+                       func.coalesce(places.c.files, 0), func.coalesce(places.c.leaf, 0)).outerjoin(
+            places, places.c.sha == Certificate.sha256)
+        if q:
+            query = query.where(func.lower(Certificate.subject).contains(q.lower(), autoescape=True))
+        if issuer:
+            query = query.where(func.lower(Certificate.issuer).contains(issuer.lower(), autoescape=True))
+        if days_left_max is not None:
+            query = query.where(Certificate.not_after <= _shift(now, days_left_max))
+        if leaf_only:
+            query = query.where(places.c.leaf == 1)
+        with self._transaction() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.execute(query.order_by(Certificate.not_after, Certificate.sha256)
+                                   .limit(limit).offset(offset)).all()
+        return [CertificateListing(sha, subject, issuer_, not_after, key_type, key_bits, int(endpoints), int(files),
+                                   bool(leaf)) for sha, subject, issuer_, not_after, key_type, key_bits, endpoints,
+                files, leaf in rows], int(total)
 
     def link_endpoint_files(self, record: EndpointRecord, links: Sequence[EndpointFileRecord], *,
                             now: dt.datetime | None = None) -> EndpointRecord:

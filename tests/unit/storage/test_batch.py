@@ -79,3 +79,19 @@ def test_endpoint_summaries_agree_with_records_under_every_filter(store: Store) 
     assert [s.endpoint.target for s in store.endpoint_summaries(issuer="corp", now=NOW)] == ["a.test:443",
                                                                                             "c.test:443"]
     assert [s.endpoint.target for s in store.endpoint_summaries(failing=True, now=NOW)] == ["a.test:443"]
+
+
+def test_certificate_listing_counts_places_and_filters(store: Store) -> None:
+    store.record_scans([(scan_result("a.test:443", leaf="shared.test", days_left=5), None),
+                        (scan_result("b.test:443", leaf="shared.test", days_left=5), None),
+                        (scan_result("c.test:443", issuer="CN=Other CA", days_left=200), None)])
+    listing, total = store.certificate_listing(now=NOW)
+    assert total == 2 and [(c.subject, c.endpoints, c.leaf) for c in listing] == [
+        ("CN=shared.test", 2, True), ("CN=c.test", 1, True)]
+    everything, total_all = store.certificate_listing(leaf_only=False, now=NOW)
+    assert total_all == 3 and any(c.subject == "CN=Lab Intermediate" and c.endpoints == 3 for c in everything)
+    assert [c.subject for c in store.certificate_listing(days_left_max=30, now=NOW)[0]] == ["CN=shared.test"]
+    assert [c.subject for c in store.certificate_listing(issuer="other", now=NOW)[0]] == ["CN=c.test"]
+    assert [c.subject for c in store.certificate_listing(q="SHARED", now=NOW)[0]] == ["CN=shared.test"]
+    page, total = store.certificate_listing(limit=1, offset=1, now=NOW)
+    assert total == 2 and [c.subject for c in page] == ["CN=c.test"]

@@ -96,3 +96,20 @@ def test_bad_sli_parameters_are_400(api: Api, query: str, detail: str) -> None:
 def test_control_characters_in_any_query_parameter_are_400(api: Api) -> None:
     assert "control characters" in problem(api.get("/api/v1/findings?id=cert%00expired", **V), 400)["detail"]
     problem(api.get("/api/v1/observations?target=a%0Aexample", **V), 400)
+
+
+def test_certificate_list_soonest_first_with_counts_filters_and_the_page_view(api: Api, scanned: None) -> None:
+    listed = api.get("/api/v1/certificates", **V).json()
+    assert listed["total"] == 3 and [c["subject"] for c in listed["items"]] == [
+        "CN=a.example", "CN=b.example", "CN=d.example"]
+    assert [c["endpoints"] for c in listed["items"]] == [1, 1, 1] and listed["items"][0]["days_left"] > 0
+    everything = api.get("/api/v1/certificates?all=true", **V).json()
+    assert everything["total"] == 4 and any(c["sha256"] == INTERMEDIATE.sha256 and c["endpoints"] == 3
+                                            for c in everything["items"])
+    assert [c["subject"] for c in api.get("/api/v1/certificates?q=B.EXAMPLE", **V).json()["items"]] == [
+        "CN=b.example"]
+    assert api.get("/api/v1/certificates?limit=1&offset=2", **V).json()["items"][0]["subject"] == "CN=d.example"
+    problem(api.get("/api/v1/certificates?limit=0", **V), 400)
+    problem(api.get("/api/v1/certificates", role=None), 401)
+    page = api.get("/certificates", **V)
+    assert page.status_code == 200 and "a.example" in page.text and "3 certificates" in page.text

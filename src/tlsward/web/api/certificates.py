@@ -1,17 +1,18 @@
-"""``/api/v1/certificates/{sha256}``: one certificate and every place it was seen (endpoints at a chain
-position, files on disk, server configs), as ``tlsward inventory cert``."""
+"""``/api/v1/certificates``: the list, soonest-expiring first. ``/api/v1/certificates/{sha256}``: one
+certificate and every place it was seen (endpoints at a chain position, files on disk, server configs), as
+``tlsward inventory cert``."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from tlsward.model.access import Principal
 from tlsward.report.inventory_json import certificate_json
 from tlsward.web.api.common import ApiRoute, now, problems
-from tlsward.web.api.models import CertificatePlaces
+from tlsward.web.api.models import CertificateList, CertificatePlaces
 from tlsward.web.auth import store_of, viewer
 from tlsward.web.problems import Problem
 
@@ -23,6 +24,26 @@ SHOWN_CANDIDATES = 5
 
 def router() -> APIRouter:
     api = APIRouter(prefix="/certificates", tags=["certificates"], route_class=ApiRoute)
+
+    @api.get("", response_model=CertificateList, responses=problems(400),
+             summary="Certificates soonest-expiring first, with how many endpoints and files hold each")
+    def list_certificates(request: Request, _: Annotated[Principal, Depends(viewer)],
+                          q: Annotated[str | None, Query(max_length=200, description="Subject contains")] = None,
+                          issuer: Annotated[str | None, Query(max_length=200, description="Issuer contains")]
+                          = None,
+                          days_left: Annotated[float | None, Query(ge=-36500, le=36500,
+                                                                   description="Expiring within N days")] = None,
+                          all_: Annotated[bool, Query(alias="all", description="Intermediates and roots too")]
+                          = False,
+                          limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                          offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+        moment = now()
+        listing, total = store_of(request).certificate_listing(
+            q=q, issuer=issuer, days_left_max=days_left, leaf_only=not all_, limit=limit, offset=offset, now=moment)
+        return {"total": total, "items": [
+            {"sha256": c.sha256, "subject": c.subject, "issuer": c.issuer, "not_after": c.not_after.isoformat(),
+             "days_left": round((c.not_after - moment).total_seconds() / 86400, 2), "key_type": c.key_type,
+             "key_bits": c.key_bits, "endpoints": c.endpoints, "files": c.files} for c in listing]}
 
     @api.get("/{sha256}", response_model=CertificatePlaces, responses=problems(400, 404),
              summary="A certificate by SHA-256 fingerprint (or its first 8+ hex digits) and where it was seen")

@@ -148,6 +148,23 @@ class CertificatePlaces(Certificate):
     places: list[Place]
 
 
+class CertificateListItem(Out):
+    sha256: str
+    subject: str
+    issuer: str
+    not_after: str
+    days_left: float
+    key_type: str
+    key_bits: int
+    endpoints: int = Field(description="Endpoints that presented it, at any chain position")
+    files: int = Field(description="Files on disk that hold it")
+
+
+class CertificateList(Out):
+    items: list[CertificateListItem]
+    total: int = Field(description="Certificates matching the filters, over all pages")
+
+
 class ObservationList(Out):
     items: list[Observation]
 

@@ -1,4 +1,5 @@
-"""``/certificates/{sha256}``: one certificate, wherever it is. Every place it is served (endpoint and chain
+"""``/certificates``: every certificate, soonest-expiring first. ``/certificates/{sha256}``: one certificate,
+wherever it is. Every place it is served (endpoint and chain
 position) or stored (file, config), first and last seen; the chain it is presented in, drawn from leaf to root;
 the alerts about it or about the endpoints that serve it; its PEM (``/certificates/{sha256}.pem``).
 
@@ -12,7 +13,7 @@ import re
 import textwrap
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tlsward.model.access import Principal
@@ -34,8 +35,26 @@ def _fingerprint(text: str) -> str:
     return cleaned
 
 
+PAGE = 50
+
+
 def router() -> APIRouter:
     pages = APIRouter(route_class=PageRoute)
+
+    @pages.get("/certificates", response_class=HTMLResponse)
+    def certificates(request: Request, _: Annotated[Principal, Depends(viewer)],
+                     q: Annotated[str, Query(max_length=200)] = "",
+                     issuer: Annotated[str, Query(max_length=200)] = "",
+                     days_left: Annotated[float | None, Query(ge=-36500, le=36500)] = None,
+                     all_: Annotated[bool, Query(alias="all")] = False,
+                     page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> HTMLResponse:
+        """Every certificate the inventory knows (seen on an endpoint or in a file), soonest-expiring first,
+        with how many endpoints and files hold it."""
+        listing, total = store_of(request).certificate_listing(
+            q=q or None, issuer=issuer or None, days_left_max=days_left, leaf_only=not all_, limit=PAGE,
+            offset=(page - 1) * PAGE, now=now())
+        return render(request, "certificates.html", listing=listing, total=total, page=page,
+                      pages=max(1, -(-total // PAGE)), q=q, issuer=issuer, days_left=days_left, all=all_)
 
     @pages.get("/certificates/{sha256}.pem")
     def certificate_pem(request: Request, _: Annotated[Principal, Depends(viewer)],
