@@ -323,6 +323,8 @@ def test_endpoint_page_and_rescan_through_the_api(page: Any, served: Served) -> 
     assert page.locator("#findings").get_by_text("cert.expiring").count() >= 1
     assert page.locator("#history tbody tr").count() == len(before)
     assert charts_drawn(page) == 1
+    connect = page.text_content("[data-stored=connect_ms]") or ""
+    assert connect.endswith(" ms"), connect                 # the stored probe's own phases
     verdicts = page.locator("table.verdicts tbody tr")
     rows = [verdicts.nth(i).inner_text() for i in range(verdicts.count())]
     assert any("ca-file" in row and "not trusted" not in row for row in rows), rows   # the lab CA given to serve

@@ -86,6 +86,10 @@ class ObservationRecord:
     samples: int = 1                        # > 1 once retention has folded several probes into this one
     successes: int = 0
     resolution: str = "raw"                 # raw, hour or day
+    timings: tuple[tuple[str, float], ...] = ()   # (phase, ms): dns_ms, connect_ms, starttls_ms, handshake_ms
+
+    def timing(self, phase: str) -> float | None:
+        return dict(self.timings).get(phase)
 
 
 # The fields an inventory import sets (everything but identity and timestamps), in a stable order.

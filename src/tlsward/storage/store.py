@@ -123,7 +123,7 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-HEAD_REVISION = "0005"   # the newest migration; a test checks it against migrations/versions
+HEAD_REVISION = "0006"   # the newest migration; a test checks it against migrations/versions
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -896,6 +896,11 @@ def _observation_values(result: ScanResult, endpoint_id: int, probe_id: str | No
             "failure_kind": str(result.failure.kind) if result.failure is not None else None,
             "version": session.version if session else None, "cipher": session.cipher if session else None,
             "handshake_ms": result.timings.handshake_ms, "chain": [facts.sha256 for facts in result.chain],
+            "timings": {name: value for name, value in (("dns_ms", result.timings.dns_ms),
+                                                         ("connect_ms", result.timings.connect_ms),
+                                                         ("starttls_ms", result.timings.starttls_ms),
+                                                         ("handshake_ms", result.timings.handshake_ms))
+                        if value is not None},
             "finding_ids": [f.id for f in sorted(result.findings, key=lambda f: -f.severity)],
             "worst_severity": int(worst) if worst is not None else None, "probe_id": probe_id,
             "samples": 1, "successes": int(result.failure is None), "resolution": "raw"}
@@ -937,7 +942,7 @@ def _observation_record(row: Observation | Any, target: str) -> ObservationRecor
                              finding_ids=tuple(row.finding_ids or ()),
                              worst_severity=Severity(row.worst_severity) if row.worst_severity is not None else None,
                              probe_id=row.probe_id, id=row.id, samples=row.samples, successes=row.successes,
-                             resolution=row.resolution)
+                             resolution=row.resolution, timings=tuple(sorted((row.timings or {}).items())))
 
 
 __all__: Sequence[str] = ("Store", "default_url", "migrate", "open_store", "parse_url")

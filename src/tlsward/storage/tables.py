@@ -141,6 +141,8 @@ class Observation(Base):
     samples: Mapped[int] = mapped_column(Integer, server_default="1")
     successes: Mapped[int] = mapped_column(Integer, server_default="0")
     resolution: Mapped[str] = mapped_column(String(8), server_default="raw")
+    # Per-phase milliseconds (dns, connect, starttls, handshake) of the probe (0006); NULL before it.
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_observation_endpoint_time", "endpoint_id", "observed_at"),
                       Index("ix_observation_resolution_time", "resolution", "observed_at"))

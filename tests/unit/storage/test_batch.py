@@ -95,3 +95,15 @@ def test_certificate_listing_counts_places_and_filters(store: Store) -> None:
     assert [c.subject for c in store.certificate_listing(q="SHARED", now=NOW)[0]] == ["CN=shared.test"]
     page, total = store.certificate_listing(limit=1, offset=1, now=NOW)
     assert total == 2 and [c.subject for c in page] == ["CN=c.test"]
+
+
+def test_per_phase_timings_are_stored_with_each_observation(store: Store) -> None:
+    result = scan_result("a.test:443")
+    result = dataclasses.replace(result, timings=dataclasses.replace(result.timings, dns_ms=1.25, connect_ms=0.5))
+    store.record_scan(result)
+    store.record_scans([(scan_result("b.test:443"), None)])
+    [a] = store.observations("a.test:443")
+    [b] = store.observations("b.test:443")
+    assert a.timings == (("connect_ms", 0.5), ("dns_ms", 1.25), ("handshake_ms", 3.5))
+    assert a.timing("connect_ms") == 0.5 and a.timing("starttls_ms") is None
+    assert b.timing("handshake_ms") == 3.5
