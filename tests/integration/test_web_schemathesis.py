@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from tests.unit.storage.builders import INTERMEDIATE, failed_result, finding, scan_result
 from tlsward.model.access import Role
@@ -77,4 +77,8 @@ def _cleanup() -> Iterator[None]:
 @schema.parametrize()
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_the_api_conforms_to_its_openapi_document(case: Any) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, excluded_checks=[positive_data_acceptance])
+    # negative_data_rejection is off: schemathesis "breaks" an optional scalar query parameter by sending it as an
+    # array, and an empty or one-item array serializes to no parameter or a plain one, which is valid (seen in a
+    # randomized soak). Repeated parameters are refused (400) by the API itself.
+    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"},
+                           excluded_checks=[positive_data_acceptance, negative_data_rejection])

@@ -113,3 +113,9 @@ def test_certificate_list_soonest_first_with_counts_filters_and_the_page_view(ap
     problem(api.get("/api/v1/certificates", role=None), 401)
     page = api.get("/certificates", **V)
     assert page.status_code == 200 and "a.example" in page.text and "3 certificates" in page.text
+
+
+def test_a_repeated_query_parameter_is_refused_not_silently_merged(api: Api, scanned: None) -> None:
+    detail = problem(api.get("/api/v1/certificates?days_left=1&days_left=300", **V), 400)["detail"]
+    assert "'days_left' is given more than once" in detail
+    problem(api.get("/api/v1/endpoints?limit=5&limit=6", **V), 400)

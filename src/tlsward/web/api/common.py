@@ -42,6 +42,12 @@ class ApiRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
+            # Every query parameter of this API is a single value: a repeated one is an error, not "the last
+            # one wins" (which would silently ignore what the caller meant by the others).
+            keys = request.query_params.keys()
+            repeated = sorted({key for key in keys if len(request.query_params.getlist(key)) > 1})
+            if repeated:
+                raise Problem(400, f"query parameter {repeated[0]!r} is given more than once; give it once")
             try:
                 return await handler(request)
             except UsageError as exc:
