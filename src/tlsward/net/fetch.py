@@ -92,7 +92,7 @@ async def _fetch(method: str, url: str, body: bytes | None, content_type: str | 
     except TimeoutError:
         raise FetchError(url, f"timed out after {timeout * 3:g}s in total", kind="timeout") from None
     except httpx.TimeoutException as exc:
-        raise FetchError(url, f"{_phase(exc)} timed out after {timeout:g}s", kind="timeout") from None
+        raise FetchError(url, f"{timeout_phase(exc)} timed out after {timeout:g}s", kind="timeout") from None
     except httpx.TooManyRedirects:
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects", kind="redirects") from None
     except httpx.UnsupportedProtocol as exc:
@@ -127,7 +127,8 @@ async def _read(url: str, response: httpx.Response, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _phase(exc: httpx.TimeoutException) -> str:
+def timeout_phase(exc: httpx.TimeoutException) -> str:
+    """Which part of an HTTP exchange timed out, in words for a one-line error."""
     if isinstance(exc, httpx.ConnectTimeout):
         return "connect"
     if isinstance(exc, httpx.ReadTimeout):

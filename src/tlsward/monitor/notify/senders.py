@@ -36,6 +36,7 @@ from tlsward.monitor.notify.payloads import (
     slack_message,
     webhook_payload,
 )
+from tlsward.net.fetch import timeout_phase
 
 __all__ = [
     "AlertmanagerNotifier",
@@ -179,7 +180,7 @@ class _HttpNotifier:
         except TimeoutError:
             raise self._fail(f"timed out after {total:g}s in total", retryable=True) from None
         except httpx.TimeoutException as exc:
-            raise self._fail(f"{_phase(exc)} timed out after {self.config.timeout:g}s", retryable=True) from None
+            raise self._fail(f"{timeout_phase(exc)} timed out after {self.config.timeout:g}s", retryable=True) from None
         except httpx.ConnectError as exc:
             detail, retryable = _connect_cause(exc)
             raise self._fail(detail, retryable=retryable) from None
@@ -203,16 +204,6 @@ async def _read_capped(response: httpx.Response) -> bytes:
         if size >= MAX_RESPONSE_BYTES:
             break
     return b"".join(chunks)
-
-
-def _phase(exc: httpx.TimeoutException) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "connect"
-    if isinstance(exc, httpx.ReadTimeout):
-        return "read"
-    if isinstance(exc, httpx.WriteTimeout):
-        return "write"
-    return "request"
 
 
 def _connect_cause(exc: BaseException) -> tuple[str, bool]:
