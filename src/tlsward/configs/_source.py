@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,6 +233,19 @@ class Reader:
         self._included += 1
         self._stack.append(real)
         return True
+
+    def include(self, path: str, from_path: str, from_line: int, directive: str,
+                parse: Callable[[str, str], None]) -> None:
+        """Follow one include: guard against loops and runaway nesting, read the file, ``parse(path, text)``,
+        and pop it off the include stack whatever happens."""
+        if not self.enter(path, from_path, from_line):
+            return
+        try:
+            text = self.read(path, from_path=from_path, from_line=from_line, directive=directive)
+            if text is not None:
+                parse(path, text)
+        finally:
+            self.leave()
 
     def enter_root(self) -> None:
         """The root config is the bottom of the include stack, so including it again is a loop."""

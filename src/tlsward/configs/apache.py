@@ -187,15 +187,8 @@ class _Parser:
         for target in targets:
             nested = files_under(target) if Path(target).is_dir() else [target]
             for file in nested:
-                if not self.reader.enter(file, directive.path, directive.line):
-                    continue
-                try:
-                    text = self.reader.read(file, from_path=directive.path, from_line=directive.line,
-                                            directive=directive.name)
-                    if text is not None:
-                        self.parse_text(file, text, into)
-                finally:
-                    self.reader.leave()
+                self.reader.include(file, directive.path, directive.line, directive.name,
+                                    lambda path, text: self.parse_text(path, text, into))
 
 
 @dataclass(slots=True)

@@ -140,15 +140,8 @@ class _Parser:
         pattern = absolute(self.prefix, directive.args[0])
         targets = expand_glob(pattern) if has_glob(pattern) else [pattern]
         for target in targets:
-            if not self.reader.enter(target, directive.path, directive.line):
-                continue
-            try:
-                text = self.reader.read(target, from_path=directive.path, from_line=directive.line,
-                                        directive="include")
-                if text is not None:
-                    self.parse_text(target, text, into)
-            finally:
-                self.reader.leave()
+            self.reader.include(target, directive.path, directive.line, "include",
+                                lambda path, text: self.parse_text(path, text, into))
 
 
 @dataclass(slots=True)
