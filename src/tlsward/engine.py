@@ -25,9 +25,11 @@ from tlsward.probes.enumerate import DeepOptions, deep_scan
 from tlsward.probes.legacy import probe_legacy
 from tlsward.probes.revocation import RevocationCache, check_leaf, fetch_missing_issuers, stapled_state
 from tlsward.probes.session import SessionProbe, probe_session
+from tlsward.rules.base import Context
 from tlsward.rules.certificate import ExpiryPolicy
 from tlsward.rules.evaluate import backends_differ_finding, evaluate
 from tlsward.rules.grade import grade
+from tlsward.rules.truststores import stores_fail_finding
 from tlsward.x509.facts import facts_from_der
 from tlsward.x509.hostname import matches
 from tlsward.x509.trust import TrustStore, ca_file_store, mozilla_store, system_store
@@ -54,6 +56,7 @@ class ScanOptions:
     deep: DeepOptions | None = None       # --deep: enumerate versions, suites, groups, features; then grade
     all_ips: bool = False          # scan every A/AAAA record of a name and compare what the backends serve
     revocation: str = "soft"       # off | soft (unreachable: a note) | hard (unreachable: a finding)
+    host_stores: tuple[TrustStore, ...] = ()   # --all-stores: every store found on this host, one verdict each
 
 
 def trust_stores(options: ScanOptions) -> list[TrustStore]:
@@ -63,6 +66,8 @@ def trust_stores(options: ScanOptions) -> list[TrustStore]:
         stores.append(mozilla_store())
     if options.system:
         stores.append(system_store())
+    known = {store.name for store in stores}
+    stores.extend(store for store in options.host_stores if store.name not in known)
     return stores
 
 
@@ -238,6 +243,12 @@ class Scanner:
         """Findings from the rules and the policy profile, most severe first; then the grade, which reads them."""
         opts = self.options
         findings = list(evaluate(result, now, opts.expiry, revocation_required=opts.revocation == "hard"))
+        if opts.host_stores and result.analysis is not None:
+            split = stores_fail_finding(result.analysis, {s.name for s in opts.host_stores}, Context(
+                result.target, result.address))
+            if split is not None:
+                findings.append(split)
+                findings.sort(key=lambda f: (-f.severity, f.id))
         if opts.policy is not None:
             from tlsward.policy import check_policy  # only with --policy: keeps start-up lean
 

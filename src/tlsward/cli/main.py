@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from tlsward import __version__
-from tlsward.cli import alerts, discover, inventory, lab, policy, report, scan, token
+from tlsward.cli import alerts, discover, inventory, lab, policy, report, scan, token, truststore
 from tlsward.cli.exit_codes import ExitCode
 from tlsward.cli.monitor import monitor
 from tlsward.cli.serve import serve
@@ -26,6 +26,7 @@ app.command("monitor")(monitor)
 app.command("serve")(serve)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(token.app, name="token")
+app.add_typer(truststore.app, name="truststore")
 err = Console(stderr=True)
 
 

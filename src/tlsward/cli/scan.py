@@ -24,9 +24,12 @@ from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tlsward.engine import ScanOptions
     from tlsward.report import Summary
     from tlsward.storage import Store
+    from tlsward.x509.trust import TrustStore
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
                   Severity.LOW: "cyan", Severity.INFO: "dim"}
@@ -169,6 +172,15 @@ def scan(
     = None,
     cert: Annotated[Path | None, typer.Option(help="Client certificate chain (PEM) for mTLS")] = None,
     key: Annotated[Path | None, typer.Option(help="Client private key (PEM)")] = None,
+    all_stores: Annotated[bool, typer.Option("--all-stores", help="Validate the served chain against every trust "
+                                             "store found on this host (system, each JDK, certifi, Node, NSS): "
+                                             "which clients here would fail")] = False,
+    store_search: Annotated[list[Path] | None, typer.Option("--store-search", help="--all-stores: also look for "
+                                                            "certifi and NSS databases under this directory")]
+    = None,
+    store_extra: Annotated[list[Path] | None, typer.Option("--store", help="--all-stores: also check against this "
+                                                           "store (PEM bundle, Java keystore, NSS directory)")]
+    = None,
     all_ips: Annotated[bool, typer.Option("--all-ips", help="Scan every A/AAAA record of each name and flag "
                                           "backends that serve different certificates")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per phase")] = 5.0,
@@ -229,6 +241,8 @@ def scan(
                           per_host=per_host, expiry=expiry, policy=profile,
                           deep=DeepOptions(timeout=min(timeout, 3.0), delay=delay) if deep else None,
                           ca_files=tuple(str(p) for p in ca_file or ()),
+                          system=not all_stores, host_stores=host_trust_stores(store_search, store_extra) if all_stores
+                          else (),
                           client=ClientIdentity(str(cert), str(key)) if cert and key else None)
     summary = Summary()
     rows: list[tuple[tuple[int, int], SummaryRow]] = []
@@ -250,6 +264,22 @@ def scan(
     worst = summary.worst
     if worst is not None and worst >= threshold:
         raise typer.Exit(ExitCode.FINDINGS)
+
+
+def host_trust_stores(search: Sequence[Path] | None, extra: Sequence[Path] | None) -> tuple[TrustStore, ...]:
+    """Every readable trust store of this host, named by its label (what the verdicts print)."""
+    from tlsward.discovery.truststores import discover_stores
+
+    found = discover_stores(tuple(search or ()), extra=tuple(extra or ()))
+    stores = []
+    for info in found.host.stores:
+        trust = found.trust(info.id)
+        if trust is not None:
+            stores.append(trust)
+        else:
+            err.print(f"[yellow]warning:[/] {info.label} ({info.path}): {info.problem or 'no roots'}; not checked",
+                      highlight=False, soft_wrap=True)
+    return tuple(stores)
 
 
 SUMMARY_ROWS = 200

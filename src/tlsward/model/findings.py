@@ -127,6 +127,14 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("config.syntax", S.MEDIUM, "Server config cannot be parsed"),
         _spec("config.missing_file", S.HIGH, "Server config names a certificate or key file that does not exist"),
         _spec("deploy.not_deployed", S.HIGH, "Certificate renewed on disk but the endpoint still serves the old one"),
+        # trust stores on a host (tlsward truststore, scan --all-stores)
+        _spec("trust.store_fails", S.HIGH, "Some trust stores on this host do not trust the endpoint"),
+        _spec("truststore.unreadable", S.MEDIUM, "A trust store exists but cannot be read"),
+        _spec("truststore.internal_ca_missing", S.HIGH, "The internal CA is missing from a trust store"),
+        _spec("truststore.distrusted_root", S.MEDIUM, "A trust store still holds roots the browsers distrust"),
+        _spec("truststore.root_expired", S.LOW, "A trust store holds expired roots"),
+        _spec("truststore.root_expiring", S.MEDIUM, "A root in a trust store expires soon"),
+        _spec("truststore.stale", S.LOW, "A trust store lacks roots of the current Mozilla list"),
     )
 }
 

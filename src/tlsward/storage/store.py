@@ -12,6 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,7 +111,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None   # we issue BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -123,7 +125,21 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-HEAD_REVISION = "0006"   # the newest migration; a test checks it against migrations/versions
+def _enable_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried: on a brand-new file two processes opening it at once race to switch
+    the journal, and SQLite answers "database is locked" at once there instead of calling the busy handler."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+HEAD_REVISION = "0007"   # the newest migration; a test checks it against migrations/versions
 
 
 def current_revision(connection: Connection) -> str | None:

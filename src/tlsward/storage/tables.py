@@ -263,3 +263,51 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
+
+
+class TrustStoreHostRow(Base):
+    """A host's newest trust-store snapshot (0007): imported from its ``tlsward.truststores/1`` document, which
+    replaces the host's stores as a whole."""
+
+    __tablename__ = "truststore_host"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(Text, unique=True)
+    collected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    searched: Mapped[list[str]] = mapped_column(JSON)
+
+
+class TrustStoreRow(Base):
+    """One trust store on a host (0007); ``store_key`` is the store's id on that host."""
+
+    __tablename__ = "truststore"
+    __table_args__ = (UniqueConstraint("host_id", "store_key", name="uq_truststore_host_store_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("truststore_host.id", ondelete="CASCADE"))
+    store_key: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    clients: Mapped[str] = mapped_column(Text)
+    root_count: Mapped[int] = mapped_column(Integer)
+    modified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    problem: Mapped[str] = mapped_column(Text)
+    notes: Mapped[list[str]] = mapped_column(JSON)
+
+
+class TrustStoreRootRow(Base):
+    """A root in a trust store (0007), in the store's order; the same root in many stores is many rows."""
+
+    __tablename__ = "truststore_root"
+    __table_args__ = (Index("ix_truststore_root_store_sha256", "truststore_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    truststore_id: Mapped[int] = mapped_column(ForeignKey("truststore.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    spki_sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    organization: Mapped[str] = mapped_column(Text)

@@ -19,7 +19,7 @@ from tlsward.storage import Store, open_store
 
 PG_ADMIN = os.environ.get("TLSWARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = ("observation", "sighting", "certificate", "endpoint", "endpoint_file", "file_problem", "alert", "silence",
-          "api_token", "web_session", "audit_log")
+          "api_token", "web_session", "audit_log", "truststore_root", "truststore", "truststore_host")
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:

@@ -5,7 +5,8 @@
 - ``/inventory``: every endpoint, searched, filtered, sorted and paged (``/inventory.csv`` exports it);
 - ``/endpoints/{target}``: one endpoint in depth, with its history and a "Rescan now" button;
 - ``/certificates/{sha256}``: where a certificate is served or stored, its chain, its alerts;
-- ``/findings``: the finding catalogue with what to do about each.
+- ``/findings``: the finding catalogue with what to do about each;
+- ``/truststores``: the fleet's trust stores per kind, and how each drifts from the fleet's reference.
 
 Every page needs a login (the viewer role; acting on alerts the operator role): a browser without a session
 is sent to ``/login?next=...``. Pages carry no inline script or style (the CSP forbids both): charts are
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tlsward.web.auth import identify
-from tlsward.web.views import certificates, endpoints, executive, findings, inventory, oncall
+from tlsward.web.views import certificates, endpoints, executive, findings, inventory, oncall, truststores
 
 
 def views_router() -> APIRouter:
@@ -31,6 +32,6 @@ def views_router() -> APIRouter:
             return RedirectResponse("/login?next=/", status_code=303)
         return RedirectResponse("/oncall", status_code=303)
 
-    for module in (executive, oncall, inventory, endpoints, certificates, findings):
+    for module in (executive, oncall, inventory, endpoints, certificates, findings, truststores):
         router.include_router(module.router())
     return router
