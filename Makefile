@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real peers the tests talk to (see tests/integration): a client we did not write for every lab case, the
 # servers whose configs discovery reads (nginx, haproxy, apache2), promtool (prometheus), Alertmanager, and
-# keytool (openjdk) to write real Java keystores, certutil (libnss3-tools) to write real NSS databases, and
-# chromium for the browser tests (Playwright drives it). Node comes from nodesource, not Debian's nodejs.
+# keytool and javac (openjdk JDK) to write real Java keystores and run a Java TLS client, certutil and tstclnt
+# (libnss3-tools) for real NSS databases and NSS's own client, node (the trust-store tests; an installed nodesource
+# `nodejs` satisfies it), and chromium for the browser tests (Playwright drives it).
 DEBIAN_PACKAGES := openssl curl nmap postgresql postgresql-client mariadb-client sslscan nginx haproxy apache2 prometheus prometheus-alertmanager libnginx-mod-stream \
-	openjdk-17-jre-headless chromium libnss3-tools
+	openjdk-17-jre-headless openjdk-17-jdk-headless chromium libnss3-tools nodejs
 # Peers only the benchmarks run (bench/bench_deep.py), installed by `make bench` on top of DEBIAN_PACKAGES.
 BENCH_PACKAGES := testssl.sh prometheus-blackbox-exporter
 

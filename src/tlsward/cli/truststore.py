@@ -159,7 +159,7 @@ def diff(a: Annotated[str, typer.Argument(help="A store id (or unique part of it
 
 def _ca_roots(path: Path, flag: str) -> tuple[RootInfo, ...]:
     """The anchors in a CA file: its self-signed certificates, else every certificate in it."""
-    from tlsward.model.errors import CertificateError
+    from tlsward.model.errors import Error
     from tlsward.x509.facts import is_self_signed, load_certificates
     from tlsward.x509.truststores import root_info
 
@@ -167,8 +167,8 @@ def _ca_roots(path: Path, flag: str) -> tuple[RootInfo, ...]:
         certs = load_certificates(path.read_bytes(), str(path))
     except OSError as exc:
         raise UsageError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
-    except CertificateError as exc:
-        raise UsageError(f"{flag} {path}: {exc}") from None
+    except Error as exc:   # the message names the file already
+        raise UsageError(f"{flag}: {exc}" if str(path) in str(exc) else f"{flag} {path}: {exc}") from None
     if not certs:
         raise UsageError(f"{flag} {path}: no certificates in it")
     roots = [c for c in certs if is_self_signed(c)] or certs

@@ -97,7 +97,7 @@ def discover_stores(search: Sequence[Path | str] = (), *, extra: Sequence[Path |
                     max_files: int = DEFAULT_MAX_FILES) -> Discovered:
     """Every trust store on this host.
 
-    ``search`` replaces :data:`DEFAULT_SEARCH` as the roots walked for certifi copies and NSS databases (home
+    ``search`` adds to :data:`DEFAULT_SEARCH` the roots walked for certifi copies and NSS databases (home
     directories' virtualenvs and NSS databases are added when ``home_dirs``). ``extra`` are stores the caller
     names (a CA file, a keystore, an NSS or hashed directory), their kind read from the content. ``env`` is the
     environment the clients run with (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, ``JAVA_HOME``,
@@ -114,7 +114,7 @@ def discover_stores(search: Sequence[Path | str] = (), *, extra: Sequence[Path |
             stores += _system_stores(environment)
             stores += _java_stores(environment)
         homes = _home_dirs(environment) if home_dirs else []
-        roots = _search_roots(search if search or not system else DEFAULT_SEARCH, homes)
+        roots = _search_roots([*search, *(DEFAULT_SEARCH if system else ())], homes)
         found = find_environments(roots, max_depth=max_depth, max_files=max_files)
         stores += [_certifi_store(path) for path in found.certifi]
         if running is not None:
