@@ -55,6 +55,9 @@ class AlertSettings:
         ("chain.incomplete", Route.TICKET), ("cert.revoked", Route.PAGE))
     renotify_page_s: float = 4 * 3600.0
     renotify_ticket_s: float = 24 * 3600.0
+    # Where alerts link their runbook: the findings documentation, or the dashboards' /findings page
+    # ("https://tlsward.example.com/findings"), which holds the same sections at the same anchors.
+    runbook_base: str = "docs/findings.md"
 
     def renotify_s(self, route: Route) -> float:
         return self.renotify_page_s if route is Route.PAGE else self.renotify_ticket_s

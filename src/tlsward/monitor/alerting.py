@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from tlsward.model.alerts import Alert, AlertRecord, AlertStatus, Notification, NotificationKind
 from tlsward.model.monitor import AlertSettings, RouteRule, Silence
 from tlsward.monitor.evaluate import Contribution
+from tlsward.report.runbooks import anchor, runbook
 
 MAX_ENDPOINTS_IN_ALERT = 200
 
@@ -57,7 +58,15 @@ def _most_common(values: Iterable[str | None]) -> str | None:
     return counted.most_common(1)[0][0] if counted else None
 
 
-def build_alert(parts: Sequence[Contribution], status: AlertStatus, starts_at: dt.datetime) -> Alert:
+def runbook_url(contribution: Contribution, base: str) -> str | None:
+    """The runbook section for an alert: the finding's own (``BASE#anchor``, the anchors docs/findings.md and the
+    dashboards' /findings page share); ``probe.failing`` links the failure's finding (conn.refused ...)."""
+    finding_id = contribution.runbook or contribution.rule
+    return f"{base}#{anchor(finding_id)}" if runbook(finding_id) is not None else None
+
+
+def build_alert(parts: Sequence[Contribution], status: AlertStatus, starts_at: dt.datetime,
+                runbook_base: str = "docs/findings.md") -> Alert:
     """The alert for one key from every endpoint's contribution; the worst stage speaks for all. Owner and team
     are the most common among the endpoints (every endpoint is listed)."""
     worst = max(parts, key=lambda c: (c.stage_rank, c.severity))
@@ -70,7 +79,8 @@ def build_alert(parts: Sequence[Contribution], status: AlertStatus, starts_at: d
     return Alert(key=worst.key, rule=worst.rule, status=status, severity=worst.severity, route=worst.route,
                  summary=worst.summary + (f" on {len(endpoints)} endpoints" if len(endpoints) > 1 else ""),
                  description=worst.description + where, fix=worst.fix, endpoints=tuple(shown),
-                 labels=_labels(worst, owner, team), owner=owner, team=team, starts_at=starts_at)
+                 labels=_labels(worst, owner, team), owner=owner, team=team, starts_at=starts_at,
+                 runbook_url=runbook_url(worst, runbook_base))
 
 
 def receivers_for(alert: Alert, routes: Sequence[RouteRule], all_receivers: Sequence[str]) -> list[str]:
@@ -113,7 +123,7 @@ class AlertEngine:
             record = stored.get(key)
             firing = record is not None and record.alert.status is AlertStatus.FIRING
             starts_at = record.alert.starts_at if firing and record is not None and record.alert.starts_at else now
-            alert = build_alert(parts, AlertStatus.FIRING, starts_at)
+            alert = build_alert(parts, AlertStatus.FIRING, starts_at, self.settings.runbook_base)
             stage = max(parts, key=lambda c: c.stage_rank).stage
             if not firing or record is None:
                 record = AlertRecord(alert=alert, stage=stage)

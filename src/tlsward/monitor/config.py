@@ -8,7 +8,8 @@ because a typo in an alerting config must not silently mean "never page".
                         ca_files = ["/etc/ssl/internal-ca.pem"], all_ips = false,
                         deep_interval = "24h" (or "off"), policy = "mozilla-intermediate"
     [alerts]            failing_after = 3, failing_route = "page", chain_change_hold = "24h",
-                        renotify_page = "4h", renotify_ticket = "24h"
+                        renotify_page = "4h", renotify_ticket = "24h",
+                        runbook_base = "https://tlsward.example.com/findings" (default "docs/findings.md")
     [alerts.expiry]     thresholds = [30, 14, 7, 3], routes = ["ticket", "ticket", "page", "page"]
     [alerts.findings]   "protocol.tls10" = "ticket", ...   (replaces the default list when given)
     [retention]         raw_days = 14, hourly_days = 90, daily_days = 400
@@ -129,7 +130,7 @@ def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
 
 def _alerts(data: Mapping[str, Any], name: str) -> AlertSettings:
     table = _table(data, "alerts", name, {"failing_after", "failing_route", "chain_change_hold", "renotify_page",
-                                          "renotify_ticket", "expiry", "findings"})
+                                          "renotify_ticket", "expiry", "findings", "runbook_base"})
     settings = AlertSettings()
     if "failing_after" in table:
         settings = replace(settings, failing_after=int(_number(table["failing_after"], f"{name}: alerts.failing_after",
@@ -139,6 +140,12 @@ def _alerts(data: Mapping[str, Any], name: str) -> AlertSettings:
     if "chain_change_hold" in table:
         settings = replace(settings, chain_change_hold_s=parse_duration(table["chain_change_hold"],
                                                                         f"{name}: alerts.chain_change_hold"))
+    if "runbook_base" in table:
+        base = table["runbook_base"]
+        if not isinstance(base, str) or not base.strip() or any(c.isspace() for c in base.strip()):
+            raise UsageError(f"{name}: alerts.runbook_base must be a URL or path without spaces, e.g. "
+                             "\"https://tlsward.example.com/findings\"")
+        settings = replace(settings, runbook_base=base.strip().rstrip("/"))
     if "renotify_page" in table:
         settings = replace(settings, renotify_page_s=parse_duration(table["renotify_page"],
                                                                     f"{name}: alerts.renotify_page"))

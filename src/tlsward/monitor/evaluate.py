@@ -40,6 +40,7 @@ class Contribution:
     owner: str | None
     team: str | None
     environment: str | None
+    runbook: str = ""                    # the finding id whose runbook applies (default: the rule itself)
 
 
 def expiry_stage(days_left: float, lifetime_days: float, expiry: ExpiryAlerts) -> int | None:
@@ -82,7 +83,8 @@ def contributions(watch: EndpointWatch, settings: AlertSettings, now: dt.datetim
             summary=f"{record.target}: TLS handshake failing ({reason}), {watch.consecutive_failures} probes in a row",
             description=f"The last {watch.consecutive_failures} probes of {record.target} failed; the newest "
                         f"failure: {reason} (findings: {', '.join(watch.finding_ids) or 'none'}).",
-            fix=f"Run `tlsward scan {record.target}` for the diagnosis and the exact fix.", **_who(record)))
+            fix=f"Run `tlsward scan {record.target}` for the diagnosis and the exact fix.",
+            runbook=next((f for f in watch.finding_ids if f.startswith(("conn.", "starttls."))), ""), **_who(record)))
     if watch.chain and watch.previous_leaf is not None and watch.previous_leaf.issuer != watch.chain[0].issuer:
         leaf = watch.chain[0]
         found.append(Contribution(

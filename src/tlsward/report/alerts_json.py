@@ -8,6 +8,7 @@ from typing import Any
 
 from tlsward.model.alerts import AlertRecord
 from tlsward.model.monitor import Silence
+from tlsward.report.runbooks import DOC_PATH, anchor, runbook
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -21,6 +22,7 @@ def alert_json(record: AlertRecord) -> dict[str, Any]:
         "key": alert.key, "rule": alert.rule, "status": str(alert.status),
         "severity": alert.severity.name.lower(), "route": str(alert.route), "stage": record.stage,
         "summary": alert.summary, "description": alert.description, "fix": alert.fix,
+        "runbook": f"{DOC_PATH}#{anchor(alert.rule)}" if runbook(alert.rule) is not None else None,
         "endpoints": list(alert.endpoints), "labels": dict(alert.labels), "owner": alert.owner,
         "team": alert.team, "starts_at": _time(alert.starts_at), "ends_at": _time(alert.ends_at),
         "notified_stage": record.notified_stage, "last_notified_at": _time(record.last_notified_at),

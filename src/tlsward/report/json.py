@@ -33,8 +33,9 @@ from typing import Any
 from tlsward import __version__
 from tlsward.model.findings import Severity
 from tlsward.model.scan import ScanResult
+from tlsward.report.runbooks import DOC_PATH, anchor
 
-SCHEMA_VERSION = "1.1.0"            # semver of the JSON contract (docs/json-schema.md), not of the tool
+SCHEMA_VERSION = "1.2.0"            # semver of the JSON contract (docs/json-schema.md), not of the tool
 RESULT_SCHEMA = "scan-result-1.json"
 SUMMARY_SCHEMA = "scan-summary-1.json"
 TOOL_NAME = "tlsward"
@@ -100,6 +101,8 @@ def result_to_dict(result: ScanResult) -> dict[str, Any]:
         facts["days_left"] = round(cert.days_left(result.scanned_at), 2)
     if result.analysis is not None:
         body["analysis"]["trusted"] = result.analysis.trusted
+    for item in body["findings"]:
+        item["remediation"]["runbook"] = f"{DOC_PATH}#{anchor(item['id'])}"
     return {**_envelope(), **body}
 
 

@@ -233,6 +233,9 @@ class Alert(Out):
     summary: str
     description: str
     fix: str
+    runbook: str | None = Field(description="The runbook section for the alert's rule: docs/findings.md#ANCHOR "
+                                            "(the dashboards' /findings page has the same anchors); null for "
+                                            "rules without one (chain.changed)")
     endpoints: list[str]
     labels: dict[str, str]
     owner: str | None

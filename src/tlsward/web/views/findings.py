@@ -1,9 +1,8 @@
 """``/findings``: the finding catalogue, each finding at the anchor docs/findings.md gives it (``#certexpired``),
 with what it means, how to confirm it and how to fix it.
 
-The texts come from docs/findings.md when the server runs from a source checkout (the document is the
-reference, kept complete by a unit test); an installed package without the docs shows the catalogue's titles
-and severities and names the document."""
+The texts come from docs/findings.md (the reference, kept complete by a unit test), which the package ships as
+``tlsward/report/data/findings.md``: the same words as ``tlsward explain ID`` and the alerts' runbook links."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import functools
 import html
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +23,7 @@ from tlsward.web.app import render
 from tlsward.web.auth import viewer
 from tlsward.web.views.common import PageRoute, anchor
 
-DOCS = Path(__file__).resolve().parents[4] / "docs" / "findings.md"
+DOCS = resources.files("tlsward.report").joinpath("data/findings.md")
 SECTION = re.compile(r"^### `([a-z0-9_.]+)`\s*$")
 ITEM = re.compile(r"^- \*\*([^*]+?):\*\*\s*(.*)$")
 CODE = re.compile(r"`([^`]+)`")

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from tlsward.model.access import Principal, Role
 from tlsward.model.alerts import AlertRecord, AlertStatus
 from tlsward.model.dashboards import InventoryQuery
-from tlsward.model.findings import Severity
+from tlsward.model.findings import FINDING_CATALOGUE, Severity
 from tlsward.model.inventory import CertificateRecord
 from tlsward.model.monitor import Silence
 from tlsward.storage.access import AccessStore
@@ -105,7 +105,10 @@ def router() -> APIRouter:
                            for s in silences)}
         return render(
             request, "oncall.html", groups=groups, firing=len(firing), failing=failing,
-            docs={finding_id: finding_doc(finding_id) for row in failing.rows for finding_id in row.finding_ids},
+            docs={finding_id: finding_doc(finding_id)
+                  for finding_id in {*(f for row in failing.rows for f in row.finding_ids),
+                                     *(record.alert.rule for record in firing)}
+                  if finding_id in FINDING_CATALOGUE},
             changes=leaf_changes(store, since), started=started, resolved=resolved, since=since,
             silences=silences, silenced=silenced, now=moment, notice=NOTICES.get(notice, ""),
             can_act=principal.role >= Role.OPERATOR and principal.csrf_token is not None,
