@@ -25,11 +25,9 @@ from tlsward.probes.enumerate import DeepOptions, deep_scan
 from tlsward.probes.legacy import probe_legacy
 from tlsward.probes.revocation import RevocationCache, check_leaf, fetch_missing_issuers, stapled_state
 from tlsward.probes.session import SessionProbe, probe_session
-from tlsward.rules.base import Context
 from tlsward.rules.certificate import ExpiryPolicy
 from tlsward.rules.evaluate import backends_differ_finding, evaluate
 from tlsward.rules.grade import grade
-from tlsward.rules.truststores import stores_fail_finding
 from tlsward.x509.facts import facts_from_der
 from tlsward.x509.hostname import matches
 from tlsward.x509.trust import TrustStore, ca_file_store, mozilla_store, system_store
@@ -244,6 +242,9 @@ class Scanner:
         opts = self.options
         findings = list(evaluate(result, now, opts.expiry, revocation_required=opts.revocation == "hard"))
         if opts.host_stores and result.analysis is not None:
+            from tlsward.rules.base import Context  # only with --all-stores: keeps start-up lean
+            from tlsward.rules.truststores import stores_fail_finding
+
             split = stores_fail_finding(result.analysis, {s.name for s in opts.host_stores}, Context(
                 result.target, result.address))
             if split is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import sys
@@ -10,11 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
+from tlsward.cli.console import LazyConsole
 from tlsward.cli.exit_codes import ExitCode
+from tlsward.cli.startup import resume_gc
 from tlsward.model.certificate import REVOCATION_MODES, RevocationStatus
 from tlsward.model.deep import DeepScan
 from tlsward.model.errors import StorageError, UsageError
@@ -26,6 +26,8 @@ from tlsward.model.target import Target
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rich.progress import Progress
+
     from tlsward.engine import ScanOptions
     from tlsward.report import Summary
     from tlsward.storage import Store
@@ -33,8 +35,8 @@ if TYPE_CHECKING:
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
                   Severity.LOW: "cyan", Severity.INFO: "dim"}
-out = Console()
-err = Console(stderr=True)
+out = LazyConsole()   # rich loads on first output: --json prints without it
+err = LazyConsole(stderr=True)
 
 
 def read_targets(args: list[str], file: Path | None, sni: str | None,
@@ -118,6 +120,8 @@ def _tri(value: bool | None, yes: str = "yes", no: str = "no") -> str:
 
 def print_deep(deep: DeepScan) -> None:
     """Every version with its suites in the server's order, the groups, the features, and the cost."""
+    from rich.table import Table
+
     table = Table(title=f"deep scan: {deep.connections} connections, {deep.elapsed_ms:.0f} ms", title_justify="left")
     for column in ("version", "accepted", "suites (server order)" , "kx"):
         table.add_column(column, overflow="fold")
@@ -224,12 +228,15 @@ def scan(
     # (this module is imported by the CLI entry point): ~0.15 s off `tlsward inventory ...`.
     from tlsward.engine import ScanOptions
     from tlsward.net.tls import ClientIdentity
-    from tlsward.policy import load_policy  # lazily: only --policy needs it
     from tlsward.probes.enumerate import DeepOptions
     from tlsward.report import Summary
     from tlsward.rules.certificate import ExpiryPolicy
 
-    profile = load_policy(policy) if policy is not None else None
+    profile = None
+    if policy is not None:
+        from tlsward.policy import load_policy  # only --policy needs it
+
+        profile = load_policy(policy)
     try:
         expiry = ExpiryPolicy.parse(expiry_days) if expiry_days is not None else (
             ExpiryPolicy(profile.expiry_thresholds) if profile is not None and profile.expiry_thresholds
@@ -288,6 +295,8 @@ SummaryRow = tuple[Severity | None, str, str]
 
 def print_summary(summary: Summary, rows: list[tuple[tuple[int, int], SummaryRow]], total: int) -> None:
     """The worst endpoints first (at most SUMMARY_ROWS), then totals: what an on-call engineer reads first."""
+    from rich.table import Table
+
     table = Table(title=f"{summary.endpoints} of {total} endpoints scanned, {summary.unscannable} unscannable")
     for column in ("worst", "endpoint", "findings"):
         table.add_column(column, overflow="fold")
@@ -340,10 +349,18 @@ async def _run(targets: list[Target], options: ScanOptions, as_json: bool, summa
     from tlsward.report import result_to_dict
 
     scanner = Scanner(options)
-    with Progress(console=err, transient=True, disable=len(targets) < 2 or not err.is_terminal) as progress:
-        task = progress.add_task("scanning", total=len(targets))
+    # One target never shows a progress bar: rich's Progress (and with --json, rich) is not even loaded then.
+    progress: Progress | None = None
+    if len(targets) >= 2:
+        from rich.progress import Progress
+
+        progress = Progress(console=err.console, transient=True, disable=not err.is_terminal)
+    with progress if progress is not None else contextlib.nullcontext():
+        task = progress.add_task("scanning", total=len(targets)) if progress is not None else None
         async for result in scanner.scan(targets):
-            progress.advance(task)
+            resume_gc()   # start-up ends with the first result (tlsward.cli.startup); later calls do nothing
+            if progress is not None and task is not None:
+                progress.advance(task)
             if as_json:
                 print(json.dumps(result_to_dict(result)), flush=True)
             else:

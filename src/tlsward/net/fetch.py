@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import socket
 import ssl
+import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import certifi
-import httpx
 
 from tlsward import __version__
 from tlsward.model.errors import FetchError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "MAX_CERT_BYTES",
@@ -67,15 +70,76 @@ def check_url(url: str) -> None:
         raise FetchError(url, "URL has no host", kind="url")
 
 
+class _MozillaContext(ssl.SSLContext):
+    """``ssl.create_default_context(cafile=certifi.where())`` that loads the roots on its first TLS connection:
+    loading them costs ~12 ms, and CRL, OCSP and caIssuers URLs are plain http:// almost always (a redirect
+    to https:// still verifies against them)."""
+
+    _roots_loaded = False
+
+    def _load_roots(self) -> None:
+        if not self._roots_loaded:
+            import certifi
+
+            self.load_verify_locations(cafile=certifi.where())
+            self._roots_loaded = True
+
+    def wrap_socket(self, sock: socket.socket, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    suppress_ragged_eofs: bool = True, server_hostname: str | bytes | None = None,
+                    session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
+        self._load_roots()
+        return super().wrap_socket(sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                                   server_hostname, session)
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: str | bytes | None = None, session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        self._load_roots()
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
 @functools.lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
-    """One verifying context (Mozilla roots) for every https:// fetch: building one costs milliseconds."""
-    return ssl.create_default_context(cafile=certifi.where())
+    """One verifying context (Mozilla roots) for every https:// fetch: building one costs milliseconds.
+    Set up as :func:`ssl.create_default_context` does."""
+    context = _MozillaContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = True
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog
+    return context
+
+
+def _import_httpx() -> None:
+    """Import httpx (~30 ms) when a fetch first happens, and without its command-line client: httpx's
+    ``__init__`` imports ``httpx._main`` (click, pygments, rich.syntax: ~15 ms more) inside ``try: ...
+    except ImportError`` and installs a stub ``httpx.main`` when that fails, which a ``None`` entry in
+    ``sys.modules`` makes it do. Nothing here runs ``httpx.main``. Should an httpx need ``_main`` to import
+    at all, it is imported whole."""
+    if "httpx" in sys.modules:
+        return
+    blocked = "httpx._main" not in sys.modules
+    if blocked:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    except ImportError:
+        if not blocked:
+            raise
+        del sys.modules["httpx._main"]
+        blocked = False
+        import httpx  # noqa: F401
+    finally:
+        if blocked and "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]
 
 
 async def _fetch(method: str, url: str, body: bytes | None, content_type: str | None, timeout: float,
                  max_bytes: int) -> bytes:
     check_url(url)
+    _import_httpx()
+    import httpx
+
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -129,6 +193,8 @@ async def _read(url: str, response: httpx.Response, max_bytes: int) -> bytes:
 
 def timeout_phase(exc: httpx.TimeoutException) -> str:
     """Which part of an HTTP exchange timed out, in words for a one-line error."""
+    import httpx  # loaded already: ``exc`` is one of its exceptions
+
     if isinstance(exc, httpx.ConnectTimeout):
         return "connect"
     if isinstance(exc, httpx.ReadTimeout):

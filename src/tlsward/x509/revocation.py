@@ -30,7 +30,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
@@ -359,6 +358,8 @@ def _verifies(key: CertificatePublicKeyTypes, signature: bytes, data: bytes, alg
 def load_issuer_certificates(data: bytes, url: str) -> tuple[bytes, ...]:
     """The certificates an AIA caIssuers URL served, as DER: one DER or PEM certificate, a PEM bundle, or a
     PKCS#7 "certs-only" bundle (DER or PEM). :class:`CertificateError` (one line naming ``url``) otherwise."""
+    from cryptography.hazmat.primitives.serialization import pkcs7  # only here: it loads the email package
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         try:

@@ -96,3 +96,21 @@ def test_slow_server_times_out(http: LoopbackHTTP) -> None:
     http.routes["/slow"] = Route(b"late", delay=1.5)
     error = failure(http.url("/slow"), timeout=0.3)
     assert error.kind == "timeout" and "timed out" in error.detail
+
+
+def test_the_https_context_is_the_default_one_with_the_mozilla_roots_loaded_on_first_use() -> None:
+    import ssl
+
+    import certifi
+
+    from tlsward.net.fetch import _MozillaContext, _tls_context
+
+    reference = ssl.create_default_context(cafile=certifi.where())
+    context = _tls_context()
+    for attribute in ("protocol", "verify_mode", "check_hostname", "options", "verify_flags", "minimum_version",
+                      "maximum_version"):
+        assert getattr(context, attribute) == getattr(reference, attribute), attribute
+    fresh = _MozillaContext(ssl.PROTOCOL_TLS_CLIENT)
+    assert fresh.cert_store_stats()["x509_ca"] == 0     # nothing parsed for plain http:// fetches
+    fresh.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.com")
+    assert fresh.cert_store_stats() == reference.cert_store_stats()
