@@ -26,7 +26,7 @@ __all__ = ["SUBCOMMANDS", "build_app", "exit_code_for", "full_app", "run"]
 
 # Every top-level sub-command; build_app registers them in this order: commands, then groups, as typer lists them.
 SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "lab", "policy", "inventory", "report", "alerts", "token",
-               "truststore")
+               "truststore", "drill")
 
 
 def _print_version() -> None:
@@ -88,6 +88,9 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("truststore"):
         from tlsward.cli import truststore
         app.add_typer(truststore.app, name="truststore")
+    if wanted("drill"):
+        from tlsward.cli import drill
+        app.add_typer(drill.app, name="drill")
     return app
 
 

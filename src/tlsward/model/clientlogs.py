@@ -130,22 +130,22 @@ LEGACY_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1")
 
 
 def legacy_reason(protocol: str, cipher: str) -> str | None:
-    """Why a request is "legacy" (what ``tlsward logs show`` lists): an old protocol (SSLv3, TLS 1.0/1.1) or a
-    weak suite (the registry's ``weak``: NULL, export, anonymous, RC4, DES, 3DES, MD5, ...) or one without
-    forward secrecy (static RSA key exchange); None for TLS 1.3, a modern suite, or plain HTTP."""
+    """Why a request is "legacy" (what ``tlsward logs show`` lists): the old protocol's name (SSLv3, TLSv1.0,
+    TLSv1.1), ``weak cipher`` (the registry's ``weak``: NULL, export, anonymous, RC4, DES, 3DES, MD5 ...) or ``no
+    forward secrecy`` (static RSA key exchange); None for TLS 1.3, a modern suite, or plain HTTP."""
     if protocol == PLAIN:
         return None
     if protocol in LEGACY_PROTOCOLS:
         return protocol
-    from tlsward.model.registry.cipher_suites import cipher_by_name   # ~4,000 entries: built on first use
+    from tlsward.model.registry.cipher_suites import cipher_by_name  # ~4,000 entries: built on first use
 
     suite = cipher_by_name(cipher) if cipher else None
     if suite is None or suite.tls13:
         return None
     if suite.weak:
-        return f"weak cipher {cipher}"
+        return "weak cipher"
     if not suite.forward_secrecy:
-        return f"no forward secrecy ({cipher})"
+        return "no forward secrecy"
     return None
 
 

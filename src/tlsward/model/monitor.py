@@ -30,6 +30,8 @@ class ProbeSettings:
                                         # 0 disables. What only a deep scan sees (TLS 1.0 still accepted next to
                                         # 1.3, weak suites) alerts from it until the next deep scan says otherwise
     policy: str | None = None           # a policy profile (`tlsward policy list`) checked by the deep scans
+    revocation: str = "off"             # the leaf's CRL/OCSP status at each probe: off | soft | hard (an
+                                        # unreachable responder is then cert.revocation_unknown, which alerts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,10 @@ class AlertEngine:
         self.routes = tuple(routes)
         self.receivers = tuple(receivers)
 
+    def _runbook_of(self, rule: str) -> str | None:
+        """The runbook link of a stored alert (the table keeps the rule, not the link)."""
+        return f"{self.settings.runbook_base}#{anchor(rule)}" if runbook(rule) is not None else None
+
     def _notify(self, alert: Alert, kind: NotificationKind) -> list[Notification]:
         return [Notification(alert, kind, receiver) for receiver in receivers_for(alert, self.routes, self.receivers)]
 
@@ -145,7 +149,8 @@ class AlertEngine:
                     now < record.alert.starts_at + dt.timedelta(seconds=self.settings.chain_change_hold_s) and \
                     record.acked_at is None:
                 continue      # an issuer change stays visible for the hold period unless someone acked it
-            resolved = replace(record.alert, status=AlertStatus.RESOLVED, ends_at=now)
+            resolved = replace(record.alert, status=AlertStatus.RESOLVED, ends_at=now,
+                               runbook_url=record.alert.runbook_url or self._runbook_of(record.alert.rule))
             record = replace(record, alert=resolved)
             if record.notified_stage is not None and not self._silenced(resolved, silences, now):
                 notifications.extend(self._notify(resolved, NotificationKind.RESOLVED))

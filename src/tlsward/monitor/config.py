@@ -6,7 +6,8 @@ because a typo in an alerting config must not silently mean "never page".
     [probes]            interval = "5m", jitter = 0.1, concurrency = 200, per_host = 4, timeout = "5s",
                         failure_backoff_max = "30m", batch_size = 500, refresh = "30s", prune_every = "1h",
                         ca_files = ["/etc/ssl/internal-ca.pem"], all_ips = false,
-                        deep_interval = "24h" (or "off"), policy = "mozilla-intermediate"
+                        deep_interval = "24h" (or "off"), policy = "mozilla-intermediate",
+                        revocation = "off" | "soft" | "hard"
     [alerts]            failing_after = 3, failing_route = "page", chain_change_hold = "24h",
                         renotify_page = "4h", renotify_ticket = "24h",
                         runbook_base = "https://tlsward.example.com/findings" (default "docs/findings.md")
@@ -35,7 +36,8 @@ from tlsward.monitor.notify import ReceiverConfig, receivers_from_mapping
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention"}
+# [distributed] (broker, batches, lease, time limits) is read by tlsward.distributed.settings from the same file.
+TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention", "distributed"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def _route(value: object, where: str) -> Route:
 
 def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
     table = _table(data, "probes", name, {"interval", "jitter", "concurrency", "timeout", "failure_backoff_max",
-                                          "batch_size", "refresh", "prune_every", "ca_files", "all_ips",
+                                          "batch_size", "refresh", "prune_every", "ca_files", "all_ips", "revocation",
                                           "deep_interval", "policy", "per_host"})
     durations = {"interval": "interval_s", "timeout": "timeout_s", "failure_backoff_max": "failure_backoff_max_s",
                  "refresh": "refresh_s", "prune_every": "prune_every_s"}
@@ -110,6 +112,10 @@ def _probes(data: Mapping[str, Any], name: str) -> ProbeSettings:
         if not isinstance(table["policy"], str):
             raise UsageError(f"{name}: probes.policy must be a profile name or a path")
         settings = replace(settings, policy=table["policy"])
+    if "revocation" in table:
+        if table["revocation"] not in ("off", "soft", "hard"):
+            raise UsageError(f"{name}: probes.revocation must be \"off\", \"soft\" or \"hard\"")
+        settings = replace(settings, revocation=table["revocation"])
     if "all_ips" in table:
         if not isinstance(table["all_ips"], bool):
             raise UsageError(f"{name}: probes.all_ips must be true or false")

@@ -86,7 +86,8 @@ class Monitor:
                                                            concurrency=config.probes.concurrency,
                                                            per_host=config.probes.per_host,
                                                            ca_files=config.probes.ca_files,
-                                                           all_ips=config.probes.all_ips, revocation="off"))
+                                                           all_ips=config.probes.all_ips,
+                                                           revocation=config.probes.revocation))
         self.force_deep = force_deep                # every probe of this run is a deep scan (--deep)
         self.deep_scanner: Scanner | None = None
         if config.probes.deep_interval_s > 0 or force_deep:
