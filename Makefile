@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := openssl curl nmap postgresql postgresql-client mariadb-client sslscan nginx haproxy apache2 prometheus prometheus-alertmanager libnginx-mod-stream \
 	openjdk-17-jre-headless openjdk-17-jdk-headless chromium libnss3-tools nodejs
 # Peers only the benchmarks run (bench/bench_deep.py), installed by `make bench` on top of DEBIAN_PACKAGES.
-BENCH_PACKAGES := testssl.sh prometheus-blackbox-exporter
+BENCH_PACKAGES := testssl.sh prometheus-blackbox-exporter goaccess
 
 .PHONY: install system-deps bench-deps lint test demo bench clean
 

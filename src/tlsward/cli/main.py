@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["SUBCOMMANDS", "build_app", "exit_code_for", "full_app", "run"]
 
 # Every top-level sub-command; build_app registers them in this order: commands, then groups, as typer lists them.
-SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "lab", "policy", "inventory", "report", "alerts", "token",
-               "truststore", "drill")
+SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "impact", "lab", "policy", "inventory", "report", "alerts",
+               "token", "truststore", "drill", "logs")
 
 
 def _print_version() -> None:
@@ -79,6 +79,9 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("explain"):
         from tlsward.cli.explain import explain
         app.command("explain")(explain)
+    if wanted("impact"):
+        from tlsward.cli.impact import impact
+        app.command("impact")(impact)
     if wanted("alerts"):
         from tlsward.cli import alerts
         app.add_typer(alerts.app, name="alerts")
@@ -91,6 +94,9 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("drill"):
         from tlsward.cli import drill
         app.add_typer(drill.app, name="drill")
+    if wanted("logs"):
+        from tlsward.cli import logs
+        app.add_typer(logs.app, name="logs")
     return app
 
 

@@ -78,6 +78,9 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
           "Endpoints whose newest probe reported the finding, by finding id and severity."),
     _spec("tlsward_alerts", "gauge", ("state", "route", "severity"),
           "Alerts in the monitor's alert table by state, route and severity (absent without an alert table)."),
+    _spec("tlsward_client_requests_last_day", "gauge", ("endpoint", "protocol"),
+          "Requests clients made over each protocol in the last 24 hours, from the endpoint's access logs "
+          "(tlsward logs ingest); protocol \"plain\" is HTTP without TLS."),
     _spec("tlsward_probes_total", "counter", ("team", "result", "reason"),
           "Probes run by this process since it started, by endpoint team, result and failure reason."),
     _spec("tlsward_handshake_duration_seconds", "histogram", ("team",),
@@ -157,6 +160,11 @@ def inventory_families(snapshot: MetricsSnapshot) -> list[Metric]:
         for alert in snapshot.alerts:
             alerts.add_metric([clip(alert.status), clip(alert.route), severity_label(alert.severity)], alert.alerts)
         families.append(alerts)
+    if snapshot.client_requests:
+        clients = _family("tlsward_client_requests_last_day")
+        for row in snapshot.client_requests:
+            clients.add_metric([clip(row.endpoint), clip(row.protocol or "plain")], row.requests)
+        families.append(clients)
     return families
 
 

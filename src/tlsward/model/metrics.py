@@ -91,6 +91,16 @@ class AlertCount:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientRequests:
+    """Requests clients made to an endpoint over one protocol in the last 24 hours, from its access logs
+    (``protocol`` "" is plain HTTP)."""
+
+    endpoint: str
+    protocol: str
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     """Everything the exporter renders from the inventory, read in one transaction at ``taken_at``.
 
@@ -103,6 +113,7 @@ class MetricsSnapshot:
     certificates: tuple[CertificateMetrics, ...] = ()
     findings: tuple[FindingCount, ...] = ()
     alerts: tuple[AlertCount, ...] | None = None
+    client_requests: tuple[ClientRequests, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from tlsward.model.clientlogs import ClientMix, ImpactClient, ImpactReport, MixRow
+from tlsward.model.clientlogs import OTHER_CLIENTS, ClientMix, ImpactClient, ImpactReport, MixRow
 from tlsward.model.policy import PolicyProfile
 from tlsward.model.registry.cipher_suites import cipher_by_name
 
@@ -69,11 +69,14 @@ def impact(mix: ClientMix, policy: PolicyProfile, *, max_clients: int = 50) -> I
         reason = why(client.protocol, client.cipher) if client.protocol else None
         if reason is not None and reason != UNKNOWN_CIPHER:
             clients[(client.user_agent, client.network, client.protocol, client.cipher, reason)] += client.requests
+    def named(value: str) -> str:
+        return "(other clients)" if value == OTHER_CLIENTS else value
+
     return ImpactReport(
         endpoint=mix.endpoint, policy=policy.name, since=mix.since, until=mix.until,
         requests=sum(row.requests for row in tls), failing=failing,
         by_reason=_ranked(by_reason.items()),
-        clients=tuple(ImpactClient(ua, network, protocol, cipher, n, reason)
+        clients=tuple(ImpactClient(named(ua), named(network), protocol, cipher, n, reason)
                       for (ua, network, protocol, cipher, reason), n in clients.most_common(max_clients)),
     )
 

@@ -27,8 +27,15 @@ from sqlalchemy.orm import aliased
 
 from tlsward.model.errors import StorageError
 from tlsward.model.findings import FINDING_CATALOGUE, Severity
-from tlsward.model.metrics import AlertCount, CertificateMetrics, EndpointMetrics, FindingCount, MetricsSnapshot
-from tlsward.storage.tables import Certificate, Endpoint, Observation
+from tlsward.model.metrics import (
+    AlertCount,
+    CertificateMetrics,
+    ClientRequests,
+    EndpointMetrics,
+    FindingCount,
+    MetricsSnapshot,
+)
+from tlsward.storage.tables import Certificate, ClientLogMixRow, Endpoint, Observation
 
 ALERT_TABLE = "alert"
 _SEVERITY = {int(severity): severity for severity in Severity}   # a dict lookup: Severity(n) is slow at 10,000
@@ -43,6 +50,9 @@ class HasEngine(Protocol):
     def engine(self) -> Engine: ...
 
 
+CLIENT_WINDOW = dt.timedelta(hours=24)
+
+
 def metrics_snapshot(store: HasEngine, now: dt.datetime) -> MetricsSnapshot:
     """The inventory as the exporter renders it at ``now`` (recorded as ``taken_at``). Raises StorageError."""
     engine = store.engine
@@ -52,6 +62,7 @@ def metrics_snapshot(store: HasEngine, now: dt.datetime) -> MetricsSnapshot:
             certificates = _certificates(connection, {fp for row in rows for fp in row[-1] or ()},
                                          engine.dialect.name)
             alerts = _alerts(connection)
+            clients = _client_requests(connection, now)
     except SQLAlchemyError as exc:
         raise StorageError(f"{engine.url.render_as_string(hide_password=True)}: {_first_line(exc)}") from exc
     not_after = {cert.sha256: cert.not_after for cert in certificates}
@@ -68,7 +79,7 @@ def metrics_snapshot(store: HasEngine, now: dt.datetime) -> MetricsSnapshot:
             version, cipher, fingerprints, not_after.get(fingerprints[0]) if fingerprints else None,
             min(dates) if dates else None))
     return MetricsSnapshot(taken_at=now, endpoints=tuple(endpoints), certificates=tuple(certificates),
-                           findings=_finding_counts(endpoints), alerts=alerts)
+                           findings=_finding_counts(endpoints), alerts=alerts, client_requests=clients)
 
 
 def _endpoint_rows(connection: Connection) -> list[Any]:
@@ -112,6 +123,16 @@ def _alerts(connection: Connection) -> tuple[AlertCount, ...] | None:
              .order_by(_ALERT.c.status, _ALERT.c.route, _ALERT.c.severity))
     return tuple(AlertCount(str(status), str(route), int(severity), int(n))
                  for status, route, severity, n in connection.execute(query))
+
+
+def _client_requests(connection: Connection, now: dt.datetime) -> tuple[ClientRequests, ...]:
+    """Logged requests per endpoint and protocol over the last 24 hourly buckets (``tlsward logs ingest``)."""
+    mix = ClientLogMixRow.__table__
+    query = (select(mix.c.endpoint, mix.c.protocol, func.sum(mix.c.requests))
+             .where(mix.c.bucket_start >= now - CLIENT_WINDOW)
+             .group_by(mix.c.endpoint, mix.c.protocol).order_by(mix.c.endpoint, mix.c.protocol))
+    return tuple(ClientRequests(str(endpoint), str(protocol), int(n)) for endpoint, protocol, n in
+                 connection.execute(query))
 
 
 def finding_severities(finding_ids: Sequence[str], worst: Severity | None) -> list[Severity]:

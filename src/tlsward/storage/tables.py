@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -311,3 +312,55 @@ class TrustStoreRootRow(Base):
     subject: Mapped[str] = mapped_column(Text)
     not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     organization: Mapped[str] = mapped_column(Text)
+
+
+class ClientLogMixRow(Base):
+    """Requests per endpoint, hour, protocol and cipher, from access logs (0008); ``protocol`` "" is plain HTTP.
+    Ingest adds to ``requests`` (upsert), in the transaction that moves the sources' checkpoints."""
+
+    __tablename__ = "clientlog_mix"
+
+    endpoint: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    protocol: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cipher: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClientLogClientRow(Base):
+    """Who made the non-TLS-1.3 requests of a mix row (0008): user agent and /24 or /48 network; at most the top
+    K per (endpoint, bucket, protocol, cipher) plus one row with network "*" for all the others."""
+
+    __tablename__ = "clientlog_client"
+
+    endpoint: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    protocol: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cipher: Mapped[str] = mapped_column(String(128), primary_key=True)
+    network: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_agent: Mapped[str] = mapped_column(Text, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClientLogMalformedRow(Base):
+    """Lines of a log source no parser understood (0008): how many, and the first few as [line, text] pairs."""
+
+    __tablename__ = "clientlog_malformed"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[list[list[Any]]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ClientLogCheckpointRow(Base):
+    """How far a log file was ingested (0008): written in the transaction that adds its lines' counts."""
+
+    __tablename__ = "clientlog_checkpoint"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -28,6 +28,7 @@ from tlsward.storage.snapshot import finding_severities
 from tlsward.web.app import render
 from tlsward.web.auth import settings_of, store_of, viewer
 from tlsward.web.problems import Problem
+from tlsward.web.views.clients import IMPACT_POLICY, client_panel
 from tlsward.web.views.common import PageRoute, now
 from tlsward.web.views.findings import finding_doc, inline
 from tlsward.x509.trust import ca_file_store, mozilla_store, system_store
@@ -170,6 +171,6 @@ def router() -> APIRouter:
             history=history, findings=findings, alerts=alerts, files=store.endpoint_files(record.target),
             charts={"chart-latency": latency_chart(history)} if history else {}, now=moment, Severity=Severity,
             can_scan=principal.role >= Role.OPERATOR and principal.csrf_token is not None, inline=inline,
-            analysis=analysis)
+            analysis=analysis, impact_policy=IMPACT_POLICY, clients=client_panel(store, record, moment))
 
     return pages

@@ -21,6 +21,7 @@ from tlsward.model.slo import verdict
 from tlsward.storage.dashboards import expiry_counts, group_health, health_summary
 from tlsward.web.app import render
 from tlsward.web.auth import store_of, viewer
+from tlsward.web.views.clients import fleet_clients
 from tlsward.web.views.common import PageRoute, now, rollups_of
 
 VERSION_ORDER = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "TLSv1.0", "SSLv3")
@@ -112,6 +113,7 @@ def router() -> APIRouter:
             sli=100.0 * successes / probes if probes else None, slo=verdict(target, probes, successes),
             mix=sorted(((version, n, 100.0 * n / negotiated) for version, n in mix.items()),
                        key=lambda item: _version_key(item[0])),
-            groups=groups[:WORST_GROUPS], group_count=len(groups), charts=charts)
+            groups=groups[:WORST_GROUPS], group_count=len(groups), charts=charts,
+            clients=fleet_clients(store, moment))
 
     return pages
