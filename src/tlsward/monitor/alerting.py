@@ -58,11 +58,16 @@ def _most_common(values: Iterable[str | None]) -> str | None:
     return counted.most_common(1)[0][0] if counted else None
 
 
+# Alert rules that are not scan findings (chain.changed, probe.failing without a failure finding) are explained,
+# with what to do, in the monitor's documentation.
+MONITOR_RULES = "docs/monitor.md#alert-rules"
+
+
 def runbook_url(contribution: Contribution, base: str) -> str | None:
     """The runbook section for an alert: the finding's own (``BASE#anchor``, the anchors docs/findings.md and the
     dashboards' /findings page share); ``probe.failing`` links the failure's finding (conn.refused ...)."""
     finding_id = contribution.runbook or contribution.rule
-    return f"{base}#{anchor(finding_id)}" if runbook(finding_id) is not None else None
+    return f"{base}#{anchor(finding_id)}" if runbook(finding_id) is not None else MONITOR_RULES
 
 
 def build_alert(parts: Sequence[Contribution], status: AlertStatus, starts_at: dt.datetime,
@@ -106,7 +111,7 @@ class AlertEngine:
 
     def _runbook_of(self, rule: str) -> str | None:
         """The runbook link of a stored alert (the table keeps the rule, not the link)."""
-        return f"{self.settings.runbook_base}#{anchor(rule)}" if runbook(rule) is not None else None
+        return f"{self.settings.runbook_base}#{anchor(rule)}" if runbook(rule) is not None else MONITOR_RULES
 
     def _notify(self, alert: Alert, kind: NotificationKind) -> list[Notification]:
         return [Notification(alert, kind, receiver) for receiver in receivers_for(alert, self.routes, self.receivers)]

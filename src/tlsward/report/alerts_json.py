@@ -22,7 +22,8 @@ def alert_json(record: AlertRecord) -> dict[str, Any]:
         "key": alert.key, "rule": alert.rule, "status": str(alert.status),
         "severity": alert.severity.name.lower(), "route": str(alert.route), "stage": record.stage,
         "summary": alert.summary, "description": alert.description, "fix": alert.fix,
-        "runbook": f"{DOC_PATH}#{anchor(alert.rule)}" if runbook(alert.rule) is not None else None,
+        "runbook": f"{DOC_PATH}#{anchor(alert.rule)}" if runbook(alert.rule) is not None else
+                   "docs/monitor.md#alert-rules",
         "endpoints": list(alert.endpoints), "labels": dict(alert.labels), "owner": alert.owner,
         "team": alert.team, "starts_at": _time(alert.starts_at), "ends_at": _time(alert.ends_at),
         "notified_stage": record.notified_stage, "last_notified_at": _time(record.last_notified_at),

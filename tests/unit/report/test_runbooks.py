@@ -53,5 +53,6 @@ def test_alerts_link_the_runbook_of_their_finding() -> None:
     failing = build_alert([_part("probe.failing", "conn.refused")], "firing", NOW,  # type: ignore[arg-type]
                           runbook_base="https://tlsward.example.com/findings")
     assert failing.runbook_url == "https://tlsward.example.com/findings#connrefused"
-    assert build_alert([_part("chain.changed")], "firing", NOW).runbook_url is None  # type: ignore[arg-type]
+    changed = build_alert([_part("chain.changed")], "firing", NOW)  # type: ignore[arg-type]
+    assert changed.runbook_url == "docs/monitor.md#alert-rules"
     assert AlertSettings().runbook_base == "docs/findings.md"

@@ -234,8 +234,9 @@ class Alert(Out):
     description: str
     fix: str
     runbook: str | None = Field(description="The runbook section for the alert's rule: docs/findings.md#ANCHOR "
-                                            "(the dashboards' /findings page has the same anchors); null for "
-                                            "rules without one (chain.changed)")
+                                            "(the dashboards' /findings page has the same anchors), or "
+                                            "docs/monitor.md#alert-rules for rules that are not scan findings "
+                                            "(chain.changed)")
     endpoints: list[str]
     labels: dict[str, str]
     owner: str | None
