@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from tlsward.storage import Store
 
 COLUMNS = ("target", "sni", "connect", "owner", "team", "environment", "tags", "probe_interval", "enabled")
+# ``zone`` (distributed probing, docs/distributed.md) is read when given and written only for endpoints outside the
+# default zone, so files and exports of a single-machine inventory keep the columns above.
+KNOWN_COLUMNS = (*COLUMNS, "zone")
 FORMATS = ("csv", "yaml")
 TRUE = frozenset({"true", "yes", "1", "on"})
 FALSE = frozenset({"false", "no", "0", "off"})
@@ -89,10 +92,10 @@ def _csv_rows(text: str, name: str) -> list[tuple[str, Mapping[str, Any] | str]]
         if header is None:
             return []
         header = [column.strip().lower() for column in header]
-        unknown = [column for column in header if column not in COLUMNS]
+        unknown = [column for column in header if column not in KNOWN_COLUMNS]
         if unknown:
             raise UsageError(f"{name}:{reader.line_num}: unknown column(s) {', '.join(map(repr, unknown))} "
-                             f"(known: {', '.join(COLUMNS)})")
+                             f"(known: {', '.join(KNOWN_COLUMNS)})")
         if "target" not in header or len(set(header)) != len(header):
             raise UsageError(f"{name}:{reader.line_num}: the header needs a 'target' column and no repeats")
         rows: list[tuple[str, Mapping[str, Any] | str]] = []
@@ -129,9 +132,10 @@ def _yaml_rows(text: str, name: str) -> list[tuple[str, Mapping[str, Any] | str]
         if not isinstance(item, dict):
             rows.append((where, f"expected a mapping, got {type(item).__name__}"))
             continue
-        unknown = [str(key) for key in item if key not in COLUMNS]
+        unknown = [str(key) for key in item if key not in KNOWN_COLUMNS]
         if unknown:
-            rows.append((where, f"unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(COLUMNS)})"))
+            rows.append((where, f"unknown key(s) {', '.join(map(repr, unknown))} "
+                                f"(known: {', '.join(KNOWN_COLUMNS)})"))
             continue
         rows.append((where, item))
     return rows
@@ -175,10 +179,15 @@ def _record(row: Mapping[str, Any]) -> EndpointRecord:
         enabled = word in TRUE if word else None
     if enabled is not None and not isinstance(enabled, bool):
         raise UsageError(f"enabled {enabled!r}: expected true or false")
+    zone = _text(row, "zone")
+    if zone is not None:
+        from tlsward.model.distributed import check_zone
+
+        check_zone(zone)
     return EndpointRecord(target=str(target), host=target.host, port=target.port, scheme=target.scheme,
                           sni=target.sni, connect=target.connect, owner=_text(row, "owner"), team=_text(row, "team"),
                           environment=_text(row, "environment"), tags=tags,
-                          probe_interval_s=interval, enabled=True if enabled is None else enabled)
+                          probe_interval_s=interval, enabled=True if enabled is None else enabled, zone=zone)
 
 
 def import_file(store: Store, path: Path, fmt: str, *, dry_run: bool = False, atomic: bool = False) -> ImportOutcome:
@@ -193,7 +202,8 @@ def import_file(store: Store, path: Path, fmt: str, *, dry_run: bool = False, at
 def _row(record: EndpointRecord) -> dict[str, Any]:
     return {"target": record.target, "sni": record.sni, "connect": record.connect, "owner": record.owner,
             "team": record.team, "environment": record.environment, "tags": list(record.tags),
-            "probe_interval": record.probe_interval_s, "enabled": record.enabled}
+            "probe_interval": record.probe_interval_s, "enabled": record.enabled,
+            **({"zone": record.zone} if record.zone not in (None, "default") else {})}
 
 
 def render(records: Sequence[EndpointRecord], fmt: str) -> str:
@@ -206,10 +216,11 @@ def render(records: Sequence[EndpointRecord], fmt: str) -> str:
         return yaml.safe_dump(rows, sort_keys=False, allow_unicode=True) if rows else "[]\n"
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    zoned = any("zone" in row for row in rows)
+    writer.writerow(KNOWN_COLUMNS if zoned else COLUMNS)
     for row in rows:
         writer.writerow([row["target"], row["sni"] or "", row["connect"] or "", row["owner"] or "",
                          row["team"] or "", row["environment"] or "",
                          ";".join(row["tags"]), "" if row["probe_interval"] is None else row["probe_interval"],
-                         "true" if row["enabled"] else "false"])
+                         "true" if row["enabled"] else "false", *([row.get("zone", "default")] if zoned else [])])
     return buffer.getvalue()

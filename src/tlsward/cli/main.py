@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["SUBCOMMANDS", "build_app", "exit_code_for", "full_app", "run"]
 
 # Every top-level sub-command; build_app registers them in this order: commands, then groups, as typer lists them.
-SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "impact", "lab", "policy", "inventory", "report", "alerts",
-               "token", "truststore", "drill", "logs")
+SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "worker", "workers", "impact", "lab", "policy", "inventory",
+               "report", "alerts", "token", "truststore", "drill", "logs")
 
 
 def _print_version() -> None:
@@ -79,6 +79,12 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("explain"):
         from tlsward.cli.explain import explain
         app.command("explain")(explain)
+    if wanted("worker"):
+        from tlsward.cli.worker import worker
+        app.command("worker")(worker)
+    if wanted("workers"):
+        from tlsward.cli.worker import workers
+        app.command("workers")(workers)
     if wanted("impact"):
         from tlsward.cli.impact import impact
         app.command("impact")(impact)

@@ -26,6 +26,12 @@ def monitor(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
     listen: Annotated[str | None, typer.Option(help="Serve Prometheus /metrics (inventory state and this "
                                                "monitor's live probe statistics) on HOST:PORT")] = None,
+    distributed: Annotated[bool, typer.Option("--distributed", help="Be the scheduler of `tlsward worker`s: send "
+                                              "due probes to each endpoint's zone queue instead of probing here "
+                                              "(docs/distributed.md)")] = False,
+    broker: Annotated[str | None, typer.Option("--broker", metavar="URL", help="With --distributed: "
+                                               "redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672// [default: "
+                                               "$TLSWARD_BROKER or the config's [distributed] broker]")] = None,
     db: Db = None,
 ) -> None:
     """Probe the inventory's endpoints on their intervals, record every probe, raise and resolve alerts, and
@@ -37,6 +43,15 @@ def monitor(
         raise UsageError(f"--log-level {log_level!r}: expected debug, info, warning or error")
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loaded = load_config(config)
+    settings = None
+    if distributed or broker is not None:
+        from tlsward.distributed.settings import load_settings
+
+        settings = load_settings(config, broker=broker)
+        if distributed:
+            settings.broker_url()           # a usage error now, not after start-up
+        else:
+            raise UsageError("--broker is for --distributed")
     if check_config:
         routes = len(loaded.config.routes)
         print(f"{loaded.config.source}: ok ({len(loaded.receivers)} receivers, {routes} routes)")
@@ -44,7 +59,7 @@ def monitor(
     address = parse_listen(listen) if listen is not None else None
     if not loaded.receivers:
         logging.getLogger("tlsward.monitor").warning("no receivers configured: alerts are recorded, not sent")
-    asyncio.run(_run(db, loaded, once, address, deep))
+    asyncio.run(_run(db, loaded, once, address, deep, settings))
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -74,7 +89,8 @@ async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event,
     await task
 
 
-async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, int] | None, deep: bool) -> None:
+async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, int] | None, deep: bool,
+               settings: object = None) -> None:
     from tlsward.monitor.config import LoadedConfig
     from tlsward.monitor.notify import Dispatcher
     from tlsward.monitor.scheduler import Monitor
@@ -86,15 +102,30 @@ async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, i
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    monitor = Monitor(db, loaded.config, submit=dispatcher.submit, receivers=dispatcher.receivers, force_deep=deep)
+    if settings is not None:
+        from tlsward.distributed.scheduler import DistributedScheduler
+        from tlsward.distributed.settings import DistributedSettings, redact
+
+        assert isinstance(settings, DistributedSettings)
+        monitor: Monitor = DistributedScheduler(db, loaded.config, settings, submit=dispatcher.submit,
+                                                receivers=dispatcher.receivers, force_deep=deep)
+        log.info("distributed: probes go to the zone queues on %s", redact(settings.broker_url()))
+    else:
+        monitor = Monitor(db, loaded.config, submit=dispatcher.submit, receivers=dispatcher.receivers,
+                          force_deep=deep)
     log.info("monitoring %s with %s", db or "the default inventory", loaded.config.source)
     metrics: asyncio.Task[None] | None = None
     if address is not None:
         from tlsward.exporter.app import metrics_app
         from tlsward.storage import default_url
 
-        metrics = asyncio.create_task(serve_asgi(metrics_app(db or default_url(), monitor.probe_stats), address,
-                                                 stop))
+        exporter = metrics_app(db or default_url(), monitor.probe_stats)
+        if settings is not None:
+            from tlsward.distributed.metrics import DistributedCollector
+
+            exporter.registry.register(DistributedCollector(lambda: exporter.store,
+                                                            stale_after_s=settings.worker_stale_after_s))
+        metrics = asyncio.create_task(serve_asgi(exporter, address, stop))
         log.info("serving /metrics on http://%s:%d/metrics", *address)
     try:
         stats = await monitor.run(stop, once=once)
@@ -106,5 +137,10 @@ async def _run(db: str | None, loaded: object, once: bool, address: tuple[str, i
     for name, receiver in dispatcher.stats().items():
         log.info("receiver %s: %d sent, %d failed, %d retried, %d dropped", name, receiver.sent, receiver.failed,
                  receiver.retried, receiver.dropped)
+    sent = getattr(stats, "enqueued", None)
+    if sent is not None:        # --distributed: the workers probed and wrote
+        log.info("distributed: %d probes sent, %d seen written, %d sent again, %d abandoned, %d broker outages",
+                 sent, getattr(stats, "done", 0), getattr(stats, "resent", 0), getattr(stats, "abandoned", 0),
+                 getattr(stats, "broker_outages", 0))
     log.info("stopped: %d probes (%d failed), %d written, %d notifications%s", stats.probes, stats.failures,
              stats.written, stats.notifications, "" if drained else " (some notifications not delivered)")

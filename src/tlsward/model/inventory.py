@@ -30,6 +30,8 @@ class EndpointRecord:
     tags: tuple[str, ...] = ()
     probe_interval_s: int | None = None     # None: the monitor's default
     enabled: bool = True
+    zone: str | None = None                 # where it is probed from (tlsward worker --zone); None: keep the
+                                            # stored zone, "default" for a new endpoint
     id: int | None = None                   # set once stored
     created_at: dt.datetime | None = None   # UTC, set by the store
     updated_at: dt.datetime | None = None

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tlsward.model.certificate import CertificateFacts
 from tlsward.model.discovery import FileScan
+from tlsward.model.distributed import DEFAULT_ZONE
 from tlsward.model.errors import StorageError, UsageError
 from tlsward.model.findings import Severity
 from tlsward.model.inventory import (
@@ -139,7 +140,7 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-HEAD_REVISION = "0008"   # the newest migration; a test checks it against migrations/versions
+HEAD_REVISION = "0009"   # the newest migration; a test checks it against migrations/versions
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -234,13 +235,17 @@ class Store:
                     before = current.get(record.target)
                     if before is None:
                         changes.append(EndpointChange(record.target, "added"))
-                        inserts.append({**_endpoint_values(record, now), "created_at": now})
+                        inserts.append({**_endpoint_values(record, now), "zone": record.zone or DEFAULT_ZONE,
+                                        "created_at": now})
                         continue
                     fields = tuple(name for name in IMPORTED_FIELDS if getattr(before, name) != getattr(record, name))
+                    if record.zone is not None and record.zone != before.zone:   # None: the file says nothing
+                        fields = (*fields, "zone")
                     changes.append(EndpointChange(record.target, "updated" if fields else "unchanged", fields))
                     if fields:
                         assert before.id is not None
-                        updates.append({"id": before.id, **_endpoint_values(record, now)})
+                        updates.append({"id": before.id, **_endpoint_values(record, now),
+                                        "zone": record.zone or before.zone})
                 if dry_run:
                     continue
                 if inserts:
@@ -923,10 +928,13 @@ def _observation_values(result: ScanResult, endpoint_id: int, probe_id: str | No
 
 
 def _endpoint_values(record: EndpointRecord, now: dt.datetime) -> dict[str, Any]:
-    return {"target": record.target, "host": record.host, "port": record.port, "scheme": record.scheme,
-            "sni": record.sni, "connect": record.connect, "owner": record.owner, "team": record.team,
-            "environment": record.environment, "tags": list(record.tags),
-            "probe_interval_s": record.probe_interval_s, "enabled": record.enabled, "updated_at": now}
+    values = {"target": record.target, "host": record.host, "port": record.port, "scheme": record.scheme,
+              "sni": record.sni, "connect": record.connect, "owner": record.owner, "team": record.team,
+              "environment": record.environment, "tags": list(record.tags),
+              "probe_interval_s": record.probe_interval_s, "enabled": record.enabled, "updated_at": now}
+    if record.zone is not None:     # None: keep the stored zone (the column's default for a new endpoint)
+        values["zone"] = record.zone
+    return values
 
 
 def _certificate_values(facts: CertificateFacts, der: bytes) -> dict[str, Any]:
@@ -941,7 +949,7 @@ def _endpoint_record(row: Endpoint | Any) -> EndpointRecord:
     return EndpointRecord(target=row.target, host=row.host, port=row.port, scheme=row.scheme, sni=row.sni,
                           connect=row.connect, owner=row.owner, team=row.team, environment=row.environment,
                           tags=tuple(row.tags or ()), probe_interval_s=row.probe_interval_s, enabled=row.enabled,
-                          id=row.id, created_at=row.created_at, updated_at=row.updated_at)
+                          zone=row.zone, id=row.id, created_at=row.created_at, updated_at=row.updated_at)
 
 
 def _certificate_record(row: Certificate | Any) -> CertificateRecord:

@@ -82,6 +82,8 @@ class Endpoint(Base):
     last_success: Mapped[bool | None] = mapped_column(Boolean, index=True)
     leaf_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     leaf_not_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Where the endpoint is probed from (0009): `tlsward worker --zone NAME` consumes only its zone's probes.
+    zone: Mapped[str] = mapped_column(String(63), server_default="default", index=True)
 
 
 class Certificate(Base):
@@ -364,3 +366,57 @@ class ClientLogCheckpointRow(Base):
     line: Mapped[int] = mapped_column(BigInteger)
     fingerprint: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ProbeWorkerRow(Base):
+    """A distributed probe worker's heartbeat (0009): written every few seconds by the worker itself, so that
+    ``tlsward workers``, the metrics and the scheduler see which zones have live workers."""
+
+    __tablename__ = "probe_worker"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(63), index=True)
+    hostname: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    probes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failures: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ProbeZoneRow(Base):
+    """What the active distributed scheduler last saw of a zone (0009): queue depth, probes pending and
+    outstanding, lag, counters; rewritten every few seconds."""
+
+    __tablename__ = "probe_zone"
+
+    zone: Mapped[str] = mapped_column(String(63), primary_key=True)
+    endpoints: Mapped[int] = mapped_column(Integer)
+    workers: Mapped[int] = mapped_column(Integer)
+    slots: Mapped[int] = mapped_column(Integer)
+    queue_depth: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)
+    outstanding: Mapped[int] = mapped_column(Integer)
+    oldest_due_s: Mapped[float] = mapped_column(Float)
+    lag_p50_s: Mapped[float] = mapped_column(Float)
+    lag_p95_s: Mapped[float] = mapped_column(Float)
+    enqueued: Mapped[int] = mapped_column(BigInteger)
+    done: Mapped[int] = mapped_column(BigInteger)
+    resent: Mapped[int] = mapped_column(BigInteger)
+    abandoned: Mapped[int] = mapped_column(BigInteger)
+    down_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class SchedulerLeaseRow(Base):
+    """The distributed scheduler's lease (0009): one holder at a time enqueues probes; a standby takes over once
+    ``expires_at`` (database time) has passed without a renewal."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

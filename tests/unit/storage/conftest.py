@@ -20,7 +20,8 @@ from tlsward.storage import Store, open_store
 PG_ADMIN = os.environ.get("TLSWARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = ("observation", "sighting", "certificate", "endpoint", "endpoint_file", "file_problem", "alert", "silence",
           "api_token", "web_session", "audit_log", "truststore_root", "truststore", "truststore_host",
-          "clientlog_mix", "clientlog_client", "clientlog_malformed", "clientlog_checkpoint")
+          "clientlog_mix", "clientlog_client", "clientlog_malformed", "clientlog_checkpoint",
+          "probe_worker", "probe_zone", "scheduler_lease")
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
