@@ -58,3 +58,10 @@ def test_bad_monitor_config_is_a_usage_error(tmp_path: Path) -> None:
     config.write_text("[probes]\ninterval = 'often'\n")
     proc = tlsward("monitor", "--config", str(config), "--check-config")
     assert proc.returncode == ExitCode.USAGE and "probes.interval" in proc.stderr, explain(proc)
+
+
+def test_monitor_once_over_an_empty_inventory_stops_at_once(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    ran = tlsward("monitor", "--once", "--db", db)
+    assert ran.returncode == ExitCode.OK, explain(ran)
+    assert "stopped: 0 probes" in ran.stderr, explain(ran)

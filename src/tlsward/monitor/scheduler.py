@@ -383,8 +383,9 @@ class Monitor:
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if now - self._last_refresh >= self.config.probes.refresh_s and not (once and started_once):
-                    await self._refresh(once=once)
+                refresh = now - self._last_refresh >= self.config.probes.refresh_s and not (once and started_once)
+                if refresh and await self._refresh(once=once) and once and not self._due:
+                    break               # --once over an inventory with nothing enabled: nothing to do
                 if not self._bootstrapped and self._due:
                     await self._bootstrap()
                 while self._heap and self._heap[0][0] <= now and len(in_flight) < self.config.probes.concurrency:
