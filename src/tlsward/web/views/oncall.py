@@ -30,6 +30,7 @@ from tlsward.storage.dashboards import (
     inventory_page,
     leaf_changes,
 )
+from tlsward.storage.workers import DistributedStore
 from tlsward.web.app import render
 from tlsward.web.auth import check_csrf, operator, store_of, viewer
 from tlsward.web.problems import Problem
@@ -103,8 +104,9 @@ def router() -> APIRouter:
         silenced = {record.alert.key for record in firing
                     if any(s.matches({**dict(record.alert.labels), "alert_key": record.alert.key}, moment)
                            for s in silences)}
+        zones = DistributedStore(store).zone_states()    # empty unless `tlsward monitor --distributed` runs
         return render(
-            request, "oncall.html", groups=groups, firing=len(firing), failing=failing,
+            request, "oncall.html", groups=groups, firing=len(firing), failing=failing, zones=zones,
             docs={finding_id: finding_doc(finding_id)
                   for finding_id in {*(f for row in failing.rows for f in row.finding_ids),
                                      *(record.alert.rule for record in firing)}
