@@ -34,7 +34,8 @@ from tests.integration.distributed_support import (
 )
 from tlsward.lab import LabState
 
-pytestmark = pytest.mark.integration
+# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one xdist worker runs them all.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("brokers")]
 
 ENDPOINTS = 6
 OUTAGE_S = 30.0

@@ -46,6 +46,10 @@ def bind_ports(plan: PortPlan, cases: Sequence[LabCase]) -> dict[str, socket.soc
     family = socket.AF_INET6 if ":" in plan.host else socket.AF_INET
     names = ["pki", *(c.name for c in cases)]
     ports = [plan.base, *(plan.ports[c.name] for c in cases)]
+    # Listen at once (the servers start later; connections wait in the backlog): with SO_REUSEADDR, Linux lets a
+    # second socket bind a port nobody listens on yet, so two labs starting together could both "claim" a block.
+    # The closed case never listens (refused connections); the ports bound before it already keep others out.
+    closed = {c.name for c in cases if c.kind == "closed"}
     bound: dict[str, socket.socket] = {}
     try:
         for name, port in zip(names, ports, strict=True):
@@ -55,6 +59,8 @@ def bind_ports(plan: PortPlan, cases: Sequence[LabCase]) -> dict[str, socket.soc
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((plan.host, port))
+                if name not in closed:
+                    sock.listen(128)
             except OSError as exc:
                 sock.close()
                 if exc.errno == errno.EADDRINUSE:
