@@ -99,3 +99,15 @@ def test_import_csv_with_a_bad_line_then_export(tmp_path: Path) -> None:
                                             "c.test:443,c.test,,cy,,,,,false"]
     atomic = tlsward("inventory", "import", str(path), "--atomic", "--db", f"sqlite:///{tmp_path / 'other.db'}")
     assert atomic.returncode == ExitCode.USAGE and "nothing written" in atomic.stdout, explain(atomic)
+
+
+def test_add_puts_an_endpoint_in_a_zone_and_refuses_a_bad_zone(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'zones.db'}"
+    added = tlsward("inventory", "add", "dmz.example.test:443", "--zone", "dmz", "--db", db)
+    assert added.returncode == 0 and "zone dmz" in added.stdout, added.stderr
+    assert "zone dmz" in tlsward("inventory", "show", "dmz.example.test:443", "--db", db).stdout
+    kept = tlsward("inventory", "add", "dmz.example.test:443", "--team", "edge", "--db", db)   # no --zone: kept
+    assert kept.returncode == 0
+    assert "zone dmz" in tlsward("inventory", "show", "dmz.example.test:443", "--db", db).stdout
+    bad = tlsward("inventory", "add", "x.example.test:443", "--zone", "Not A Zone", "--db", db)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--zone" in bad.stderr

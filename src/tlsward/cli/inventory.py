@@ -74,18 +74,24 @@ def add(
     connect: Annotated[str | None, typer.Option(help="IP address to connect to instead of resolving the host")]
     = None,
     interval: Annotated[int | None, typer.Option("--interval", help="Seconds between probes")] = None,
+    zone: Annotated[str | None, typer.Option(help="Network zone whose workers probe it (`tlsward worker --zone`, "
+                                             "docs/distributed.md) [default: keep, or 'default' when new]")] = None,
     db: Db = None,
 ) -> None:
     """Add an endpoint, or update its owner, team, environment and tags."""
     parsed = Target.parse(target, sni=sni, connect=connect)
     if interval is not None and interval < 1:
         raise UsageError("--interval must be >= 1 second")
+    if zone is not None:
+        from tlsward.model.distributed import check_zone
+
+        check_zone(zone, "--zone")
     with open_store(db) as store:
         record = store.upsert_endpoint(EndpointRecord(
             target=str(parsed), host=parsed.host, port=parsed.port, scheme=parsed.scheme, sni=parsed.sni,
             connect=parsed.connect, owner=owner, team=team, environment=env, tags=clean_tags(tag or ()),
-            probe_interval_s=interval))
-    out.print(f"added {record.target}", highlight=False)
+            probe_interval_s=interval, zone=zone))
+    out.print(f"added {record.target}" + (f" (zone {zone})" if zone else ""), highlight=False)
 
 
 @app.command("list")
@@ -141,7 +147,7 @@ def show(target: Annotated[str, typer.Argument(help="The endpoint, as added or s
     out.rule(f"[bold]{record.target}[/]", align="left")
     out.print(f"owner {record.owner or '-'}; team {record.team or '-'}; env {record.environment or '-'}; "
               f"tags {', '.join(record.tags) or '-'}; sni {record.sni or '-'}; connect {record.connect or '-'}; "
-              f"{'enabled' if record.enabled else 'disabled'}", highlight=False)
+              f"zone {record.zone or 'default'}; {'enabled' if record.enabled else 'disabled'}", highlight=False)
     for position, cert in certificates:
         out.print(f"  #{position if position is not None else '?'} {cert.subject}\n     issuer {cert.issuer}; "
                   f"{cert.key_type}-{cert.key_bits}; {cert.signature_algorithm}; {_expiry(cert.not_after, now)}; "
