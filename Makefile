@@ -36,10 +36,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Two xdist workers: the broker tests (one group: they stop the shared Redis/RabbitMQ for 30 s) run on one while
-# the rest of the suite runs on the other, which keeps the whole suite well under 10 minutes on 2 cores.
+# scripts/run-tests.sh: the broker tests (they stop the shared Redis/RabbitMQ for 30 s) run in a second pytest
+# process beside the rest of the suite, which keeps the whole suite well under 10 minutes on 2 cores.
 test: $(STAMP) system-deps lint
-	scripts/with-postgres.sh $(BIN)/pytest -n 2 --dist loadgroup
+	scripts/with-postgres.sh scripts/run-tests.sh $(BIN)/pytest
 
 demo: $(STAMP)
 	scripts/demo.sh

@@ -32,8 +32,8 @@ from tests.integration.distributed_support import (
 )
 from tlsward.lab import LabState
 
-# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one xdist worker runs them all.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("brokers")]
+# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one process runs them all.
+pytestmark = [pytest.mark.integration, pytest.mark.brokers]
 
 DEFAULT_ZONE_CASES = ("healthy-rsa", "expired", "expiring-20d", "closed", "name-mismatch")
 EDGE_ZONE_CASES = ("healthy-ecdsa", "tls12-only")

@@ -33,8 +33,8 @@ from tests.integration.distributed_support import (
 )
 from tlsward.lab import LabState
 
-# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one xdist worker runs them all.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("brokers")]
+# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one process runs them all.
+pytestmark = [pytest.mark.integration, pytest.mark.brokers]
 
 DMZ_CASES = ("healthy-rsa", "healthy-ecdsa", "tls12-only")
 DEFAULT_CASES = ("healthy-rsa", "expired")

@@ -34,8 +34,8 @@ from tests.integration.distributed_support import (
 )
 from tlsward.lab import LabState
 
-# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one xdist worker runs them all.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("brokers")]
+# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one process runs them all.
+pytestmark = [pytest.mark.integration, pytest.mark.brokers]
 
 ENDPOINTS = 6
 OUTAGE_S = 30.0

@@ -25,8 +25,8 @@ from tests.integration.distributed_support import (
 )
 from tlsward.lab import LabState
 
-# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one xdist worker runs them all.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("brokers")]
+# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one process runs them all.
+pytestmark = [pytest.mark.integration, pytest.mark.brokers]
 
 CASES = ("healthy-rsa", "healthy-ecdsa", "expiring-20d", "valid-40d", "tls12-only")
 INTERVAL_MS = 2000

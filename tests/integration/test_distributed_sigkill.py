@@ -26,8 +26,8 @@ from tests.integration.distributed_support import (
 )
 from tlsward.lab import LabState
 
-# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one xdist worker runs them all.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("brokers")]
+# The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one process runs them all.
+pytestmark = [pytest.mark.integration, pytest.mark.brokers]
 
 ENDPOINTS = 3
 DELAY_S = 4.0
