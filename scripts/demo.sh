@@ -44,6 +44,15 @@ printf '[probes]\nca_files = ["%s"]\ntimeout = "2s"\n' "$state_dir/pki/ca-bundle
 "$tlsward" alerts list --db "$db"
 
 echo
+echo
+echo "== tlsward scan --all-stores: which trust stores on this host (system, JDKs, certifi, Node, NSS) accept a lab chain"
+echo "   (the lab root is added as one more store: the others, lacking it, are named with the reason)"
+"$tlsward" scan --all-stores --store "$state_dir/pki/root.pem" --connect 127.0.0.1 --revocation off \
+  "healthy-rsa.lab.tlsward.test:$((base_port + 1))" || true
+echo
+echo "== tlsward drill run hostname-mismatch: a fault injected on a loopback endpoint, detection and alert checked"
+"$tlsward" drill run hostname-mismatch
+echo
 echo "== tlsward lab down"
 "$tlsward" lab down
 trap - EXIT

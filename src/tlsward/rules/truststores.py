@@ -318,18 +318,28 @@ def rotation_plan(stores: Sequence[StoreInfo], old: Sequence[RootInfo], new: Seq
 
 def stores_fail_finding(analysis: ChainAnalysis, host_stores: set[str], ctx: Context) -> Finding | None:
     """``trust.store_fails`` when some trust stores of this host accept the served chain and some do not:
-    "works with curl, fails from Java". When none accepts it, ``chain.untrusted`` already says so."""
+    "works with curl, fails from Java". When none accepts it, ``chain.untrusted`` already says so. Stores that
+    fail for the same reason are named together ("Java 17 and certifi 2023.7.22 will fail: root X ...")."""
     failing = [v for v in analysis.verdicts if v.store in host_stores and not v.trusted]
     if not failing or not any(v.trusted for v in analysis.verdicts):
         return None
-    names = " and ".join(v.store for v in failing) if len(failing) <= 2 else (
-        ", ".join(v.store for v in failing[:-1]) + f" and {failing[-1].store}")
-    reasons = "; ".join(f"{v.store}: {v.reason}" for v in failing)
+    by_reason: dict[str, list[str]] = {}
+    for verdict in failing:
+        by_reason.setdefault(verdict.reason, []).append(verdict.store)
+    parts = [f"{_and(stores)} will fail: {reason}" for reason, stores in by_reason.items()]
     trusted = ", ".join(v.store for v in analysis.verdicts if v.trusted)
     return finding("trust.store_fails",
-                   f"{names} will fail ({reasons}); trusted by {trusted}",
+                   f"{'; '.join(parts)} (trusted by {trusted})",
                    fix="add the missing root to each failing store with the command `tlsward truststore matrix "
                        "--internal-ca ROOT.pem` prints for it (keytool -importcert for Java, update-ca-certificates "
                        "for the system bundle, NODE_EXTRA_CA_CERTS for Node, REQUESTS_CA_BUNDLE for a certifi "
                        "environment, certutil -A for NSS), or serve a chain to a root every store holds",
                    confirm=f"tlsward truststore list; {ctx.s_client} -showcerts 2>/dev/null | grep -E '^ *[si]:'")
+
+
+def _and(names: Sequence[str], most: int = 8) -> str:
+    """"A", "A and B", "A, B and C", or "A, B, ... and 12 more"."""
+    if len(names) > most:
+        return ", ".join(names[:most]) + f" and {len(names) - most} more"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+

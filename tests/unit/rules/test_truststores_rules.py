@@ -157,9 +157,21 @@ def test_store_fails_only_when_the_host_stores_disagree() -> None:
     split = stores_fail_finding(_analysis(ok, java, certifi), {"system bundle", "Java 17 cacerts", "certifi 2023.7.22"},
                                 ctx)
     assert split is not None and split.id == "trust.store_fails"
-    assert split.evidence.startswith("Java 17 cacerts and certifi 2023.7.22 will fail")
-    assert "root CN=Lab Root is not in this store" in split.evidence
+    assert split.evidence == ("Java 17 cacerts and certifi 2023.7.22 will fail: root CN=Lab Root is not in this "
+                              "store (trusted by system bundle)")
     assert stores_fail_finding(_analysis(java, certifi), {"Java 17 cacerts", "certifi 2023.7.22"}, ctx) is None
     assert stores_fail_finding(_analysis(ok, ok), {"system bundle"}, ctx) is None
     # a failing store that is not one of the host's (the --ca-file or Mozilla reference) is not this finding
     assert stores_fail_finding(_analysis(ok, java), {"system bundle"}, ctx) is None
+
+
+def test_many_failing_stores_are_grouped_by_reason_and_capped() -> None:
+    ctx = Context(Target("h.test", 443), None)
+    ok = TrustVerdict("CA file lab.pem", True, "")
+    missing = [TrustVerdict(f"certifi {n}", False, "root CN=Lab Root is not in this store") for n in range(11)]
+    expired = TrustVerdict("Java 8 cacerts", False, "expired root CN=Old Root")
+    split = stores_fail_finding(_analysis(ok, *missing, expired), {v.store for v in (*missing, expired)}, ctx)
+    assert split is not None
+    assert split.evidence.count("root CN=Lab Root is not in this store") == 1
+    assert "certifi 7 and 3 more will fail" in split.evidence
+    assert "; Java 8 cacerts will fail: expired root CN=Old Root" in split.evidence
