@@ -21,7 +21,6 @@ every worker read the same file), ``$TLSWARD_BROKER`` and the command-line flags
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tlsward.model.errors import UsageError
+from tlsward.monitor.config import read_config_file
 
 BROKER_ENV = "TLSWARD_BROKER"
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
@@ -139,22 +139,7 @@ def load_settings(config: Path | None, *, broker: str | None = None,
 
 
 def _read(path: Path) -> Mapping[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise UsageError(f"{path}: not YAML: {exc}") from None
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"{path}: not TOML: {exc}") from None
+    data = read_config_file(path)
     if not isinstance(data, Mapping):
         raise UsageError(f"{path}: expected a table at the top")
     return data

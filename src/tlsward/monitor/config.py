@@ -241,6 +241,12 @@ def load_config(path: Path | None) -> LoadedConfig:
     """The config at ``path`` (``.toml``, ``.yaml``/``.yml``); the defaults when None."""
     if path is None:
         return LoadedConfig()
+    return parse_config(read_config_file(path), str(path), base_dir=path.parent)
+
+
+def read_config_file(path: Path) -> Any:
+    """The parsed document of a ``.toml`` or ``.yaml``/``.yml`` config file; a one-line UsageError naming the
+    file when it cannot be read or parsed (shared by the monitor and the distributed settings)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -257,4 +263,4 @@ def load_config(path: Path | None) -> LoadedConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"{path}: not TOML: {exc}") from None
-    return parse_config(data, str(path), base_dir=path.parent)
+    return data
