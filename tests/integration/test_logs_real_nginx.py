@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.integration.nginx_process import NginxProcess
 from tlsward.logs.parsers import NGINX_LOG_FORMAT
 from tlsward.model.clientlogs import PLAIN
 from tlsward.storage import open_store
@@ -66,7 +67,7 @@ def _certificate(directory: Path) -> None:
     (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-class Nginx:
+class Nginx(NginxProcess):
     """nginx on loopback (one process, no daemon), TLS 1.0-1.3 at security level 0 plus a plain-HTTP port,
     logging with tlsward's documented log_format."""
 
@@ -75,7 +76,6 @@ class Nginx:
         self.port, self.plain_port = _free_port(), _free_port()
         self.conf = prefix / "nginx.conf"
         self.log = prefix / "logs" / "tls.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         (prefix / "logs").mkdir(exist_ok=True)
         (prefix / "tmp").mkdir(exist_ok=True)
         _certificate(prefix)
@@ -107,47 +107,16 @@ http {{
 }}
 """)
 
-    @staticmethod
-    def binary() -> str:
-        path = shutil.which("nginx") or "/usr/sbin/nginx"
-        assert Path(path).exists(), "nginx is required (`make test` installs it)"
-        return path
-
     def start(self) -> None:
-        check = subprocess.run([self.binary(), "-t", "-c", str(self.conf), "-p", str(self.prefix)],
-                               capture_output=True, text=True, timeout=30, check=False)
-        assert check.returncode == 0, f"nginx -t rejects the config: {check.stderr}"
-        self.proc = subprocess.Popen([self.binary(), "-c", str(self.conf), "-p", str(self.prefix)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"nginx exited: {self.proc.stderr.read() if self.proc.stderr else ''!r}"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start listening within 15 s")
+        self.check()
+        super().start()
 
     def reopen(self) -> None:
-        """``nginx -s reopen``: what logrotate's postrotate does."""
-        proc = subprocess.run([self.binary(), "-s", "reopen", "-c", str(self.conf), "-p", str(self.prefix)],
-                              capture_output=True, text=True, timeout=30, check=False)
-        assert proc.returncode == 0, proc.stderr
+        super().reopen()
         deadline = time.monotonic() + 10
         while not self.log.exists():
             assert time.monotonic() < deadline, "nginx did not reopen its log"
             time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
 
     # -- real clients ----------------------------------------------------------------------------------------------
 

@@ -5,10 +5,7 @@ restart it is quiet again."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.e2e.test_scan_cli import explain, tlsward
+from tests.integration.nginx_process import NginxProcess
 from tlsward.cli.exit_codes import ExitCode
 
 NAME = "app.deploy.test"
@@ -59,11 +57,10 @@ def _write_leaf(directory: Path, ca: tuple[x509.Certificate, ec.EllipticCurvePri
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-class Nginx:
+class Nginx(NginxProcess):
     def __init__(self, prefix: Path, port: int) -> None:
         self.prefix, self.port = prefix, port
         self.conf = prefix / "nginx.conf"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
         (self.prefix / "logs").mkdir(exist_ok=True)
@@ -89,40 +86,6 @@ http {{
     }}
 }}
 """)
-
-    def check(self) -> None:
-        proc = subprocess.run([self.binary(), "-t", "-c", str(self.conf), "-p", str(self.prefix)],
-                              capture_output=True, text=True, timeout=30, check=False)
-        assert proc.returncode == 0, f"nginx -t rejects the config: {proc.stderr}"
-
-    @staticmethod
-    def binary() -> str:
-        path = shutil.which("nginx") or "/usr/sbin/nginx"
-        assert Path(path).exists(), "nginx is required (`make test` installs it)"
-        return path
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary(), "-c", str(self.conf), "-p", str(self.prefix)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"nginx exited: {self.proc.stderr.read() if self.proc.stderr else ''!r}"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start listening within 15 s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
 
 
 @pytest.fixture
