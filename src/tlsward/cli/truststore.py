@@ -348,6 +348,10 @@ def import_(files: Annotated[list[Path], typer.Argument(help="Documents from `tl
         except OSError as exc:
             err.print(f"[red]error:[/] {path}: cannot read it ({exc.strerror or exc})", highlight=False)
             refused += 1
+        except json.JSONDecodeError as exc:
+            err.print(f"[red]error:[/] {path}: not a JSON document from `tlsward truststore export` ({exc})",
+                      highlight=False, soft_wrap=True)
+            refused += 1
         except (ValueError, UsageError) as exc:
             err.print(f"[red]error:[/] {path}: {exc}" if str(path) not in str(exc) else f"[red]error:[/] {exc}",
                       highlight=False, soft_wrap=True)
