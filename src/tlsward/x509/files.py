@@ -51,6 +51,8 @@ except ImportError:  # pragma: no cover - pyjks is a declared dependency
 __all__ = [
     "JAVA_DEFAULT_PASSWORD",
     "ParsedFile",
+    "der_end",
+    "der_header",
     "file_problem",
     "parse_file",
     "sniff_format",
@@ -253,7 +255,7 @@ def _pem_certificate(out: _Collector, block: bytes, header_length: int, label: b
                         line=line, confirm=_confirm_pem(out.path, label))
         return
     if label == b"TRUSTED CERTIFICATE":   # OpenSSL's trusted form: the certificate, then its trust settings
-        der = der[:_der_end(der) or len(der)]
+        der = der[:der_end(der) or len(der)]
     out.certificate("pem", index, der, line=line, confirm=_confirm_pem(out.path, label))
 
 
@@ -299,7 +301,7 @@ def _pem_key(out: _Collector, block: bytes, label: bytes, index: int, line: int,
 
 def _parse_der(out: _Collector, data: bytes, passwords: tuple[str | bytes, ...], hint: str) -> None:
     """One DER object: a certificate, a private key (PKCS#8 or traditional), a PKCS#7 bundle or PKCS#12."""
-    end = _der_end(data)
+    end = der_end(data)
     if end is None:
         out.format = "der"
         out.unparseable("starts like DER but its header is malformed", confirm=_openssl_asn1parse(out.path))
@@ -471,7 +473,7 @@ def _chain(entry: Any) -> list[tuple[str, bytes]]:
 # --- helpers ----------------------------------------------------------------------------------------------------
 
 
-def _der_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
+def der_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
     """(tag, content start, content end) of the DER element at ``offset``; None when the header is cut or
     malformed. Indefinite lengths (BER, from some PKCS#12 writers) run to the end of the data."""
     if offset + 2 > len(data):
@@ -489,22 +491,22 @@ def _der_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
     return tag, offset, offset + length
 
 
-def _der_end(data: bytes) -> int | None:
+def der_end(data: bytes) -> int | None:
     """Where the outer DER element ends (possibly past the data: truncated), None if its header is malformed."""
-    header = _der_header(data, 0)
+    header = der_header(data, 0)
     return header[2] if header is not None and header[0] == 0x30 else None
 
 
 def _der_kind(data: bytes) -> str | None:
     """What an outer SEQUENCE holds, from the tags of its first two elements (no parsing)."""
-    outer = _der_header(data, 0)
+    outer = der_header(data, 0)
     if outer is None or outer[0] != 0x30:
         return None
-    first = _der_header(data, outer[1])
+    first = der_header(data, outer[1])
     if first is None:
         return None
     tag, start, end = first
-    second = _der_header(data, end)
+    second = der_header(data, end)
     second_tag = second[0] if second is not None else None
     if tag == 0x30:
         return "encrypted_pkcs8" if second_tag == 0x04 else "certificate"

@@ -37,7 +37,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from tlsward.model.truststores import RootInfo, StoreInfo, StoreKind
-from tlsward.x509.files import JAVA_DEFAULT_PASSWORD, sniff_format
+from tlsward.x509.files import JAVA_DEFAULT_PASSWORD, der_end, der_header, sniff_format
 from tlsward.x509.trust import TrustStore
 
 try:  # pyjks reads JKS and JCEKS keystores (a declared dependency, as for tlsward.x509.files)
@@ -236,7 +236,7 @@ def _bundle_certificates(path: str, data: bytes) -> list[x509.Certificate]:
         except binascii.Error:
             raise _Problem(f"{what} is not valid base64; OpenSSL refuses the whole file") from None
         if block.group(1) == b"TRUSTED ":   # OpenSSL's trusted form: the certificate, then its trust settings
-            der = der[:_der_end(der) or len(der)]
+            der = der[:der_end(der) or len(der)]
         certificates.append(_load_der(der, what))
     return certificates
 
@@ -357,7 +357,7 @@ def _jks_anchors(path: str, data: bytes, passwords: tuple[str, ...]) -> _Parsed:
 def _pkcs12_anchors(path: str, data: bytes, passwords: tuple[str, ...]) -> _Parsed:
     """Java writes trusted entries as named certificate bags; the chain of a key entry is the key's certificate
     and unnamed bags, which are not anchors."""
-    end = _der_end(data)
+    end = der_end(data)
     if end is None or end > len(data):
         raise _Problem(f"{path}: a PKCS#12 keystore that is truncated or malformed")
     candidates: tuple[bytes | None, ...] = (*(p.encode() for p in passwords), None)
@@ -679,10 +679,10 @@ def _spki_der(cert: x509.Certificate) -> bytes:
     """The SubjectPublicKeyInfo as encoded in the certificate, cut out of the TBS bytes: works for key types
     cryptography cannot load (old DSA parameters, GOST), and is the exact bytes that pin-sha256 hashes."""
     tbs = cert.tbs_certificate_bytes
-    outer = _der_header(tbs, 0)
+    outer = der_header(tbs, 0)
     if outer is not None:
         offset, fields = outer[1], 0
-        while offset < outer[2] and (element := _der_header(tbs, offset)) is not None:
+        while offset < outer[2] and (element := der_header(tbs, offset)) is not None:
             if element[0] == 0xA0:          # [0] version: not one of the six fields counted below
                 offset = element[2]
                 continue
@@ -694,26 +694,6 @@ def _spki_der(cert: x509.Certificate) -> bytes:
         return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     except Exception:   # a TBS we cannot walk and a key cryptography cannot load: the DER stands in, unique
         return cert.public_bytes(Encoding.DER)
-
-
-def _der_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
-    """(tag, content start, content end) of the DER element at ``offset``; None when cut or malformed."""
-    if offset + 2 > len(data):
-        return None
-    tag, length = data[offset], data[offset + 1]
-    offset += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if size == 0 or size > 4 or offset + size > len(data):
-            return None
-        length = int.from_bytes(data[offset:offset + size], "big")
-        offset += size
-    return tag, offset, offset + length
-
-
-def _der_end(data: bytes) -> int | None:
-    header = _der_header(data, 0)
-    return header[2] if header is not None and header[0] == 0x30 else None
 
 
 def _der_integer(value: int) -> bytes:
