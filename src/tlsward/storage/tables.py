@@ -420,3 +420,12 @@ class SchedulerLeaseRow(Base):
     holder: Mapped[str] = mapped_column(Text)
     acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+# --- Internal CA (migration 0010) ---
+
+
+# --- ACME server (migration 0011) ---
+
+
+# --- Certificate lifecycle (migration 0012) ---
