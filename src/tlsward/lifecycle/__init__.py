@@ -1,0 +1,2 @@
+"""Managed certificates: renew -> deploy -> reload -> verify, with rollback when the live endpoint does not serve
+the new certificate."""
