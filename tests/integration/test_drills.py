@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from typer.testing import CliRunner
 
 from tests.integration.test_notifiers import http_receiver
@@ -25,6 +27,9 @@ from tlsward.drills.loopback import Deployment, LoopbackLab
 from tlsward.drills.runner import StagingOptions, run_lab_drill, run_staging_drill
 from tlsward.model.drills import DrillReport, DrillSpec
 from tlsward.monitor.config import load_config
+from tlsward.storage import open_store
+from tlsward.storage.ca import CaStore
+from tlsward.storage.lifecycle import LifecycleStore
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +66,18 @@ def test_expiry_escalates_one_alert_then_the_renewal_resolves_it(tmp_path: Path)
                     ("renewal", "resolved", "3d", "page", ("oncall-pager",))]
     keys = {o.key for o in report.observations if o.kind == "alert"}
     assert len(keys) == 1, "one certificate, one alert: the 3-day page is an escalation, not a new alert"
-    assert any("renewal automation" in note or "does not renew" in note for note in report.notes)
+    renewals = [o for o in report.observations if o.kind == "renewal"]
+    assert [(o.phase, o.what, o.success) for o in renewals] == [("renewal", "drill-endpoint", True)], \
+        "tlsward's own renewal fired once, in the renewal phase, and ended verified"
+    served = (tmp_path / "served" / "fullchain.pem").read_bytes()
+    leaf = x509.load_pem_x509_certificates(served)[0]
+    assert renewals[0].summary.split("new certificate ")[1].startswith(leaf.fingerprint(hashes.SHA256()).hex()[:16])
+    assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days >= 89, "the renewed 90-day certificate"
+    with open_store(f"sqlite:///{tmp_path / 'drill-inventory.db'}") as store:
+        history = LifecycleStore(store).history("drill-endpoint")
+        recorded = CaStore(store).find(leaf.fingerprint(hashes.SHA256()).hex())
+    assert [e.outcome.value for e in history] == ["verified"]
+    assert recorded is not None, "the internal CA recorded the renewed certificate in the inventory"
 
 
 def test_ca_rotation_names_the_legacy_clients_before_the_switch(tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["SUBCOMMANDS", "build_app", "exit_code_for", "full_app", "run"]
 
 # Every top-level sub-command; build_app registers them in this order: commands, then groups, as typer lists them.
-SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "worker", "workers", "impact", "lab", "policy", "inventory",
-               "report", "alerts", "token", "truststore", "drill", "logs")
+SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "worker", "workers", "impact", "renew", "lab", "policy",
+               "inventory", "report", "alerts", "token", "truststore", "drill", "logs", "ca", "cert")
 
 
 def _print_version() -> None:
@@ -88,6 +88,9 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("impact"):
         from tlsward.cli.impact import impact
         app.command("impact")(impact)
+    if wanted("renew"):
+        from tlsward.cli.renew import renew
+        app.command("renew")(renew)
     if wanted("alerts"):
         from tlsward.cli import alerts
         app.add_typer(alerts.app, name="alerts")
@@ -103,6 +106,12 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("logs"):
         from tlsward.cli import logs
         app.add_typer(logs.app, name="logs")
+    if wanted("ca"):
+        from tlsward.cli import ca
+        app.add_typer(ca.app, name="ca")
+    if wanted("cert"):
+        from tlsward.cli import cert
+        app.add_typer(cert.app, name="cert")
     return app
 
 

@@ -35,27 +35,31 @@ def _alert(rule: str, phase: str, *, route: str | None = None, stage: str | None
 
 CERT_EXPIRING = DrillSpec(
     name="cert-expiring",
-    title="Certificate expiring: the 7- and 3-day alerts, then the renewal",
+    title="Certificate expiring: the 7- and 3-day alerts, then tlsward's renewal fires",
     situation="A short-lived certificate is about to expire because its renewal silently stopped running.",
     expectation=(
         "With 6.5 days left, a scan reports cert.expiring and the cert.expiring alert pages (stage 7d). Four days "
-        "later, with 2.5 days left, the same alert escalates and pages again (stage 3d). Once a renewed "
-        "certificate is deployed, the alert resolves and nothing new fires."),
-    runbooks=(Runbook("cert.expiring", "renew and deploy; find out why automatic renewal did not run"),),
+        "later, with 2.5 days left, the same alert escalates and pages again (stage 3d). When renewal is turned "
+        "on, the monitor's `tlsward renew --all` renews the certificate from the internal CA, deploys it, reloads "
+        "the endpoint and verifies it serves the new one; the alert resolves and nothing new fires."),
+    runbooks=(Runbook("cert.expiring", "renew and deploy; find out why automatic renewal did not run"),
+              Runbook("cert.renewal_failed", "what to do when the renewal itself fails (it must not, here)")),
     phases=(
-        PhaseSpec("baseline", "serve a healthy 90-day certificate"),
-        PhaseSpec("seven-days", "deploy a 36-day certificate with 6.5 days left (the shortest lifetime for which "
-                  "the 7- and 3-day thresholds are not scaled down)", fault=True),
+        PhaseSpec("baseline", "serve a healthy 90-day certificate from tlsward's internal CA"),
+        PhaseSpec("seven-days", "deploy a 36-day certificate from the internal CA with 6.5 days left (the shortest "
+                  "lifetime for which the 7- and 3-day thresholds are not scaled down); renewal is not running",
+                  fault=True),
         PhaseSpec("three-days", "four days pass: the monitor's clock runs 4 days ahead; nobody renews",
                   clock_offset_days=4.0),
-        PhaseSpec("renewal", "the renewal fires: the drill deploys a renewed 90-day certificate",
-                  clock_offset_days=4.0),
+        PhaseSpec("renewal", "renewal turned on: the monitor's [renewal] runs `tlsward renew --all`, which renews "
+                  "(2/3 of the lifetime has passed), deploys, reloads and verifies", clock_offset_days=4.0),
     ),
     expectations=(
         _quiet(),
         _detect("cert.expiring", "seven-days"),
         _alert("cert.expiring", "seven-days", route="page", stage="7d"),
         _alert("cert.expiring", "three-days", route="page", stage="3d"),
+        Expectation("renewal", "renewal", "drill-endpoint"),
         _alert("cert.expiring", "renewal", notification="resolved"),
         _quiet("renewal"),
     ),
@@ -67,8 +71,8 @@ CERT_EXPIRING = DrillSpec(
     staging_hint=(
         "--apply deploys a certificate with less than 7 days left (e.g. a short-lived one from a test CA); "
         "--revert deploys a fresh one"),
-    notes=("tlsward does not renew certificates yet: the drill deploys the renewed certificate itself, standing in "
-           "for certbot or cert-manager, and checks that the alert resolves when it is served.",
+    notes=("The endpoint is configured from files (fullchain.pem, key.pem) and reloaded over its control URL, as "
+           "nginx is by `nginx -s reload`; the renewal is tlsward's own (docs/lifecycle.md), not the drill's.",
            "Scans judge expiry by the real time; the 3-day stage is reached by running the monitor's clock ahead, "
            "as the alert rules allow (the certificate itself does not change)."),
 )

@@ -22,6 +22,8 @@ def _first(observations: Iterable[Observation], e: Expectation) -> Observation |
             return o
         if e.kind == "prediction" and o.kind == "prediction" and o.what == e.what and o.stage == "switch-issuer":
             return o
+        if e.kind == "renewal" and o.kind == "renewal" and o.what == e.what and o.success:
+            return o
     return None
 
 
@@ -49,6 +51,13 @@ def _why_not_alerted(e: Expectation, seen: Sequence[Observation]) -> str:
     return f"alert {e.what} was notified, but not as expected: {described}"
 
 
+def _why_not_renewed(e: Expectation, seen: Sequence[Observation]) -> str:
+    attempts = [o for o in seen if o.kind == "renewal" and o.what == e.what]
+    if not attempts:
+        return f"no renewal of {e.what} ran"
+    return f"the renewal of {e.what} did not end verified: {attempts[-1].failure or 'unknown'}"
+
+
 def _lead(found: Observation, phases: Sequence[PhaseRecord]) -> str:
     """How long before the fault a prediction was made (the point of predicting)."""
     fault = next((p for p in phases if p.fault and p.fault_at_s >= found.at_s), None)
@@ -70,13 +79,16 @@ def _check(e: Expectation, phase: PhaseRecord | None, observations: Sequence[Obs
     found = _first(seen, e)
     if found is None:
         why = _why_not_detected(e, seen) if e.kind == "detection" else _why_not_alerted(e, seen) \
-            if e.kind == "alert" else f"the rotation plan did not name {e.what} at the issuer switch"
+            if e.kind == "alert" else _why_not_renewed(e, seen) if e.kind == "renewal" \
+            else f"the rotation plan did not name {e.what} at the issuer switch"
         return Check(e, False, why)
     if e.kind == "detection":
         detail = f"{'deep scan' if found.deep else 'scan'} reported {e.what}"
     elif e.kind == "alert":
         detail = (f"{found.notification} {found.route} (stage {found.stage or '-'}, {found.severity}) to "
                   f"{', '.join(found.receivers)}: {found.summary}")
+    elif e.kind == "renewal":
+        detail = found.summary
     else:
         detail = (found.summary or f"{e.what} breaks at the issuer switch") + _lead(found, phases)
     return Check(e, True, detail, found.at_s, found.at_s - phase.fault_at_s)

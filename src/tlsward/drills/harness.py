@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from tlsward.drills.checks import evaluate, phase_settled
@@ -32,13 +33,19 @@ from tlsward.monitor.notify import Dispatcher, ReceiverConfig
 from tlsward.monitor.scheduler import Monitor
 from tlsward.storage import open_store
 from tlsward.storage.alerts import AlertStore
+from tlsward.storage.lifecycle import LifecycleStore
 from tlsward.storage.store import DEEP_PROBE_SUFFIX
 
-__all__ = ["ROUND_TIMEOUT", "Harness", "MonitorSetup"]
+__all__ = ["ROUND_TIMEOUT", "Harness", "MonitorSetup", "inventory_url"]
 
 log = logging.getLogger("tlsward.drills")
 ROUND_TIMEOUT = 120.0           # one monitor round, whatever the scans do
 DELIVERY_TIMEOUT = 20.0         # notifications to the user's receivers, per round
+
+
+def inventory_url(work: Path) -> str:
+    """The drill's inventory (SQLite in the work directory): the monitor's, and the internal CA's."""
+    return f"sqlite:///{work / 'drill-inventory.db'}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class Harness:
     _t0: float = field(default_factory=time.monotonic)
     _current: _Phase | None = None
     _seen_probes: set[int] = field(default_factory=set)
+    _seen_renewals: set[int] = field(default_factory=set)
     _raised: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -196,6 +204,19 @@ class Harness:
         with open_store(self.db_url) as store:
             probes = store.observations(self.endpoint.target, limit=50)
             records = {record.alert.key: record for record in AlertStore(store).load()}
+            renewals = LifecycleStore(store).history(limit=50)
+        for event in reversed(renewals):                     # oldest first
+            if event.id is None or event.id in self._seen_renewals:
+                continue
+            self._seen_renewals.add(event.id)
+            finished = event.finished_at if event.finished_at.tzinfo else event.finished_at.replace(tzinfo=dt.UTC)
+            served = f"{event.new_sha256[:16]}" if event.new_sha256 else "-"
+            summary = (f"{event.certificate}: {event.outcome.value} (new certificate {served}, endpoints "
+                       f"{', '.join(event.endpoints) or '-'})" + (f": {event.reason}" if event.reason else ""))
+            self.observe(Observation("renewal", phase, (finished - self.started_at).total_seconds(), event.certificate,
+                                     success=event.outcome.ok, failure=None if event.outcome.ok else
+                                     f"{event.outcome.value}: {event.reason}", summary=summary))
+            self._say(f"[{phase}] renewal {summary}")
         for probe in reversed(probes):                       # oldest first
             if probe.id is None or probe.id in self._seen_probes:
                 continue

@@ -84,6 +84,7 @@ class LoopbackLab:
         self._endpoint: asyncio.Server | None = None
         self._responder: asyncio.Server | None = None
         self._generation = 0
+        self._files: tuple[Path, Path] | None = None
         self.responder_up = False
 
     # -- life cycle ----------------------------------------------------------------------------------------
@@ -150,6 +151,31 @@ class LoopbackLab:
         self._call(self._listen(case, context))
         self.deployment = deployment
 
+    def configure_files(self, fullchain: Path, key: Path) -> str:
+        """Make the endpoint a file-configured server, as nginx is: from now on ``POST /-/reload`` on the PKI
+        responder (the URL returned) re-reads ``fullchain`` and ``key`` and serves them, the way ``nginx -s
+        reload`` re-reads its certificate files. Renewal automation under test writes the files and calls it."""
+        self._files = (fullchain, key)
+        bracketed = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{bracketed}:{self.pki_port}/-/reload"
+
+    def reload_files(self) -> str:
+        """What ``POST /-/reload`` does, for the drill itself: serve the configured files from now on."""
+        return self._call(self._reload_files())
+
+    async def _reload_files(self) -> str:
+        if self._files is None:
+            raise LabError("the drill endpoint is not configured from files")
+        fullchain, key = self._files
+        case = LabCase("drill", "tlsward drill endpoint", leaf=None, versions=TLS12_13, ciphers=MODERN_CIPHERS,
+                       sni_name=DRILL_HOST)
+        try:
+            context = server_context(case, fullchain, key, fullchain)
+        except Exception as exc:   # a broken pair: like `nginx -t`, refuse and keep serving what runs now
+            raise LabError(f"reload refused: {fullchain}, {key}: {exc}") from None
+        await self._listen(case, context)
+        return f"serving {fullchain.name}"
+
     async def _listen(self, case: LabCase, context: Any) -> None:
         if self._endpoint is not None:
             self._endpoint.close()
@@ -195,6 +221,14 @@ class LoopbackLab:
             parts = line.decode("ascii", "replace").split()
             method, path = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
             body = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT) if length else b""
+            if method == "POST" and path == "/-/reload":
+                try:
+                    status, text = "200 OK", await self._reload_files()
+                except LabError as exc:
+                    status, text = "409 Conflict", str(exc)
+                writer.write(http_response(status, [], text + "\n"))
+                await writer.drain()
+                return
             answer = self._answer(method, path, body)
             if answer is None:
                 writer.write(http_response("404 Not Found", [], f"no such drill PKI object: {path}\n"))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tlsward.drills.catalogue import drill_named
-from tlsward.drills.harness import Harness, MonitorSetup
+from tlsward.drills.harness import Harness, MonitorSetup, inventory_url
 from tlsward.drills.loopback import LoopbackLab
 from tlsward.drills.scenarios import LAB_RECEIVERS, LAB_ROUTES, ROUTES_SETTING, SCENARIOS
 from tlsward.engine import ScanOptions, trust_stores
@@ -52,10 +52,11 @@ def _work_dir(work_dir: Path | None) -> Iterator[Path]:
 def _db_url(work: Path) -> str:
     """A fresh inventory for every run: what an earlier run in the same work directory recorded must not be read
     back as this run's observations."""
-    db = work / "drill-inventory.db"
+    url = inventory_url(work)
+    db = Path(url.removeprefix("sqlite:///"))
     for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         leftover.unlink(missing_ok=True)
-    return f"sqlite:///{db}"
+    return url
 
 
 def run_lab_drill(name: str, *, work_dir: Path | None = None, progress: Progress | None = None) -> DrillReport:
@@ -64,10 +65,11 @@ def run_lab_drill(name: str, *, work_dir: Path | None = None, progress: Progress
     spec = drill_named(name)
     scenario = SCENARIOS[name]()
     with _work_dir(work_dir) as work, LoopbackLab(work / "lab") as lab:
+        db_url = _db_url(work)        # fresh before the setup, which may record in it (the drill's internal CA)
         setup = scenario.setup(lab, work)
         endpoint = EndpointRecord(target=lab.target, host=lab.sni, port=lab.port, sni=lab.sni, connect=lab.host,
                                   owner="drill", team="drills", environment="lab")
-        harness = Harness(spec, "lab", endpoint, _db_url(work), setup, spec.expectations, progress=progress)
+        harness = Harness(spec, "lab", endpoint, db_url, setup, spec.expectations, progress=progress)
         deadline = LAB_DRILL_TIMEOUT
         error = None
         try:

@@ -7,19 +7,27 @@ to what the drill changes on the loopback endpoint or PKI responder at the start
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tlsward.drills.harness import Harness, MonitorSetup
+from cryptography.hazmat.primitives import hashes, serialization
+
+from tlsward.ca.authority import CertificateAuthority, IssuedCertificate
+from tlsward.drills.harness import Harness, MonitorSetup, inventory_url
 from tlsward.drills.loopback import Deployment, LoopbackLab
 from tlsward.drills.pki import DRILL_HOST, Leaf
 from tlsward.engine import ScanOptions
-from tlsward.lab.pki import DAY, LAB_DOMAIN
+from tlsward.lab.pki import LAB_DOMAIN, generate_key, write_private
 from tlsward.model.alerts import Route
 from tlsward.model.drills import Observation
+from tlsward.model.lifecycle import RenewalSettings
 from tlsward.model.monitor import AlertSettings, MonitorConfig, ProbeSettings, RouteRule
 from tlsward.rules.truststores import rotation_plan
+from tlsward.storage import open_store
 from tlsward.x509.truststores import read_bundle, root_info
 
 __all__ = ["LAB_RECEIVERS", "SCENARIOS", "LabScenario", "lab_config"]
@@ -72,26 +80,105 @@ def _deploy(lab: LoopbackLab, h: Harness, deployment: Deployment, summary: str) 
 
 # -- cert-expiring ------------------------------------------------------------------------------------------------
 
+RENEWED = "drill-endpoint"        # the managed certificate's name in the drill's certificates.toml
+
+
+def _write_served(path: Path, issued: IssuedCertificate, key: bytes) -> None:
+    """What an admin (or broken automation) does by hand: put a certificate and its key where the server reads."""
+    (path / "fullchain.pem").write_bytes(issued.fullchain_pem())
+    write_private(path / "key.pem", key)
+
 
 def _cert_expiring() -> LabScenario:
+    """The endpoint is a file-configured server (fullchain.pem + key.pem, reloaded over its control URL) whose
+    certificates come from a tlsward internal CA; the renewal phase turns on the monitor's ``[renewal]``, and the
+    monitor's own ``tlsward renew --all`` renews, deploys, reloads and verifies."""
+    served: dict[str, Path] = {}
+
+    def issue_and_serve(lab: LoopbackLab, h: Harness, *, lifetime_days: float, age_days: float) -> str:
+        key = generate_key("p256")
+        with open_store(inventory_url(served["work"])) as store:
+            ca = CertificateAuthority.open(served["ca"], store, passphrase=None)
+            issued = ca.issue(names=(DRILL_HOST,), public_key=key.public_key(), requester="drill",
+                              lifetime=dt.timedelta(days=lifetime_days),
+                              now=dt.datetime.now(dt.UTC) - dt.timedelta(days=age_days))
+        _write_served(served["live"], issued, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        lab.reload_files()
+        leaf = issued.certificate
+        return (f"expires {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
+                f"sha256 {leaf.fingerprint(hashes.SHA256()).hex()[:16]}")
+
+    def setup(lab: LoopbackLab, work: Path) -> MonitorSetup:
+        served["work"], served["ca"] = work, work / "internal-ca"
+        ca_dir = served["ca"]
+        served["live"] = live = work / "served"
+        live.mkdir(parents=True, exist_ok=True)
+        with open_store(inventory_url(work)) as store:
+            ca = CertificateAuthority.init(ca_dir, store, name="tlsward drill", passphrase=None,
+                                           root_passphrase=b"drill root passphrase (throwaway)")
+        root = work / "internal-ca-root.pem"
+        root.write_bytes(ca.ca_bundle_pem())
+        reload_url = lab.configure_files(live / "fullchain.pem", live / "key.pem")
+        served["certificates"] = certificates = work / "certificates.toml"
+        certificates.write_text(CERTIFICATES_TOML.format(
+            name=RENEWED, host=DRILL_HOST, ca_dir=ca_dir, live=live, reload=json.dumps(reload_command(reload_url)),
+            target=f"{lab.host}:{lab.port}", trust=root), encoding="utf-8")
+        config = lab_config((str(root),))
+        return MonitorSetup(config, LAB_RECEIVERS, settings=(
+            f"probes.ca_files = [{root.name}] (the drill's tlsward internal CA)", *_base_settings(root)[1:],
+            "renewal: off until the renewal phase; then [renewal] certificates = certificates.toml (source = ca, "
+            "deploy to served/, reload over the endpoint's control URL, verify the endpoint)"))
+
     def baseline(lab: LoopbackLab, h: Harness) -> None:
-        _deploy(lab, h, Deployment(lab.pki.issue()), "serving a 90-day certificate with 89 days left")
+        h.action("serving a 90-day certificate from the internal CA with 89 days left ("
+                 + issue_and_serve(lab, h, lifetime_days=90, age_days=1) + ")")
 
     def seven_days(lab: LoopbackLab, h: Harness) -> None:
-        leaf = lab.pki.issue(not_before=-29.5 * DAY, not_after=6.5 * DAY)
-        _deploy(lab, h, Deployment(leaf), f"serving a 36-day certificate with 6.5 days left "
-                f"(expires {leaf.cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, sha256 {leaf.sha256[:16]})")
+        h.action("serving a 36-day certificate with 6.5 days left, renewal not running ("
+                 + issue_and_serve(lab, h, lifetime_days=36, age_days=29.5) + ")")
 
     def three_days(lab: LoopbackLab, h: Harness) -> None:
         h.action("the monitor's clock now runs 4 days ahead: 2.5 days left on the served certificate")
 
     def renewal(lab: LoopbackLab, h: Harness) -> None:
-        leaf = lab.pki.issue()
-        _deploy(lab, h, Deployment(leaf), f"renewed certificate deployed (90 days, sha256 {leaf.sha256[:16]}); "
-                "standing in for renewal automation, which tlsward does not have yet")
+        h.setup = replace(h.setup, config=replace(
+            h.setup.config, renewal=RenewalSettings(certificates=str(served["certificates"]), interval_s=3600.0)))
+        h.action(f"renewal turned on: the monitor runs `tlsward renew --all` over {served['certificates'].name} "
+                 "before its next probe")
 
-    return LabScenario(_simple_setup, {"baseline": baseline, "seven-days": seven_days, "three-days": three_days,
-                                       "renewal": renewal})
+    return LabScenario(setup, {"baseline": baseline, "seven-days": seven_days, "three-days": three_days,
+                               "renewal": renewal})
+
+
+def reload_command(url: str) -> list[str]:
+    """``POST url`` with this Python: the drill endpoint's reload, as `nginx -s reload` is nginx's."""
+    return [sys.executable, "-c", "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
+            "sys.argv[1], method='POST'), timeout=10)", url]
+
+
+# The drill's managed certificate: issued by the internal CA, written where the endpoint reads it, reloaded over
+# the endpoint's control URL (as `nginx -s reload` would be), and verified on the endpoint against the CA's root.
+CERTIFICATES_TOML = """\
+[[certificate]]
+name = "{name}"
+names = ["{host}"]
+source = "ca"
+
+[certificate.ca]
+dir = "{ca_dir}"
+lifetime = "90d"
+
+[certificate.deploy]
+fullchain = "{live}/fullchain.pem"
+key = "{live}/key.pem"
+reload = {{ command = {reload} }}
+
+[certificate.verify]
+endpoints = [{{ target = "{target}", sni = "{host}" }}]
+trust = "{trust}"
+timeout = "20s"
+"""
 
 
 # -- intermediate-missing, hostname-mismatch ----------------------------------------------------------------------

@@ -37,8 +37,8 @@ __all__ = [
 SCHEMA = "tlsward.drill-report/1"
 FINDINGS_DOC = "docs/findings.md"
 
-ExpectationKind = Literal["detection", "alert", "quiet", "prediction"]
-ObservationKind = Literal["scan", "alert", "prediction", "action", "note"]
+ExpectationKind = Literal["detection", "alert", "quiet", "prediction", "renewal"]
+ObservationKind = Literal["scan", "alert", "prediction", "renewal", "action", "note"]
 
 
 def finding_anchor(finding_id: str) -> str:
@@ -78,7 +78,9 @@ class Expectation:
     - ``alert``: alert rule ``what`` is notified (``notification`` firing or resolved) to at least one receiver,
       with ``route`` and escalation ``stage`` when given;
     - ``quiet``: no alert is notified as firing in the phase (no false alarm);
-    - ``prediction``: a rotation plan names trust store ``what`` as breaking at the issuer switch.
+    - ``prediction``: a rotation plan names trust store ``what`` as breaking at the issuer switch;
+    - ``renewal``: tlsward's renewal of managed certificate ``what`` ran and ended verified (the endpoint serves
+      the new certificate).
     """
 
     kind: ExpectationKind
@@ -95,6 +97,8 @@ class Expectation:
             return "no alert fires"
         if self.kind == "prediction":
             return f"the rotation plan names {self.what} as breaking at the issuer switch, before the switch"
+        if self.kind == "renewal":
+            return f"the renewal of {self.what} fires: renewed, deployed, reloaded and verified served"
         extra = ", ".join(part for part in (f"route {self.route}" if self.route else "",
                                             f"stage {self.stage}" if self.stage else "") if part)
         return f"alert {self.what} notified {self.notification}" + (f" ({extra})" if extra else "")
@@ -131,6 +135,8 @@ class Observation:
     ``scan``: one probe as the inventory recorded it (``finding_ids``, ``success``, ``failure``, ``deep``);
     ``alert``: one notification (``notification`` kind, ``route``, ``stage``, ``severity``, ``receivers``);
     ``prediction``: a trust store a rotation plan says breaks at a step (``what`` the store id, ``stage`` the step);
+    ``renewal``: one renewal attempt as the inventory recorded it (``what`` the managed certificate, ``success``
+    whether it ended verified, ``failure`` the outcome and reason otherwise);
     ``action``: what the drill did; ``note``: anything else worth reading.
     """
 

@@ -127,6 +127,9 @@ FINDING_CATALOGUE: dict[str, FindingSpec] = {
         _spec("config.syntax", S.MEDIUM, "Server config cannot be parsed"),
         _spec("config.missing_file", S.HIGH, "Server config names a certificate or key file that does not exist"),
         _spec("deploy.not_deployed", S.HIGH, "Certificate renewed on disk but the endpoint still serves the old one"),
+        # managed certificates (tlsward renew, monitor [renewal]): alert rules from the renewal history
+        _spec("cert.deploy_failed", S.HIGH, "A renewed certificate could not be deployed and was rolled back"),
+        _spec("cert.renewal_failed", S.HIGH, "A managed certificate could not be renewed"),
         # trust stores on a host (tlsward truststore, scan --all-stores)
         _spec("trust.store_fails", S.HIGH, "Some trust stores on this host do not trust the endpoint"),
         _spec("truststore.unreadable", S.MEDIUM, "A trust store exists but cannot be read"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from tlsward.model.alerts import Route
 from tlsward.model.findings import Severity
 from tlsward.model.inventory import EndpointRecord, RetentionPolicy
+from tlsward.model.lifecycle import RenewalSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class MonitorConfig:
     routes: tuple[RouteRule, ...] = ()
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     source: str = "(defaults)"
+    renewal: RenewalSettings | None = None     # [renewal]: run `tlsward renew --all` on a schedule
 
 
 SEVERITY_FOR_ROUTE = {Route.PAGE: Severity.CRITICAL, Route.TICKET: Severity.HIGH}

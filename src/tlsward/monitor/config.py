@@ -16,6 +16,8 @@ because a typo in an alerting config must not silently mean "never page".
     [retention]         raw_days = 14, hourly_days = 90, daily_days = 400
     [[routes]]          match = { team = "payments" }, receivers = ["pd-payments"], continue = false
     [receivers.NAME]    kind = "slack" | "webhook" | "email" | "pagerduty" | "alertmanager", ... (docs/monitor.md)
+    [renewal]           certificates = "certificates.toml", interval = "1h": run `tlsward renew --all` on this
+                        schedule (docs/lifecycle.md); failures alert as cert.deploy_failed / cert.renewal_failed
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from tlsward.model.alerts import Route
 from tlsward.model.errors import UsageError
 from tlsward.model.findings import FINDING_CATALOGUE
 from tlsward.model.inventory import RetentionPolicy
+from tlsward.model.lifecycle import RenewalSettings
 from tlsward.model.monitor import AlertSettings, ExpiryAlerts, MonitorConfig, ProbeSettings, RouteRule
 from tlsward.monitor.notify import ReceiverConfig, receivers_from_mapping
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 # [distributed] (broker, batches, lease, time limits) is read by tlsward.distributed.settings from the same file.
-TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention", "distributed"}
+TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention", "distributed", "renewal"}
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,20 @@ def _retention(data: Mapping[str, Any], name: str) -> RetentionPolicy:
         raise UsageError(f"{name}: {exc}") from None
 
 
+def _renewal(data: Mapping[str, Any], name: str, base_dir: Path | None) -> RenewalSettings | None:
+    if "renewal" not in data:
+        return None
+    table = _table(data, "renewal", name, {"certificates", "interval"})
+    path = table.get("certificates")
+    if not isinstance(path, str) or not path.strip():
+        raise UsageError(f"{name}: renewal.certificates must be the path of the managed-certificates file")
+    resolved = Path(path).expanduser()
+    if not resolved.is_absolute() and base_dir is not None:
+        resolved = base_dir / resolved
+    interval = parse_duration(table["interval"], f"{name}: renewal.interval") if "interval" in table else 3600.0
+    return RenewalSettings(certificates=str(resolved), interval_s=interval)
+
+
 def parse_config(data: Mapping[str, Any], name: str, *, base_dir: Path | None = None) -> LoadedConfig:
     if not isinstance(data, Mapping):
         raise UsageError(f"{name}: expected a table at the top")
@@ -233,7 +250,7 @@ def parse_config(data: Mapping[str, Any], name: str, *, base_dir: Path | None = 
         raise UsageError(f"{name}: {exc}") from None
     config = MonitorConfig(probes=_probes(data, name), alerts=_alerts(data, name),
                            routes=_routes(data, name, {r.name for r in receivers}),
-                           retention=_retention(data, name), source=name)
+                           retention=_retention(data, name), source=name, renewal=_renewal(data, name, base_dir))
     return LoadedConfig(config, receivers)
 
 

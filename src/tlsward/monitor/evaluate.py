@@ -8,13 +8,14 @@ certificate starts a new one; endpoint alerts are keyed by the endpoint.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tlsward.model.alerts import Route
 from tlsward.model.findings import FINDING_CATALOGUE, Severity
 from tlsward.model.inventory import EndpointRecord
+from tlsward.model.lifecycle import RenewalEvent
 from tlsward.model.monitor import AlertSettings, EndpointWatch, ExpiryAlerts
 
 EXPIRED = "expired"
@@ -143,3 +144,36 @@ def _expiry(watch: EndpointWatch, expiry: ExpiryAlerts, now: dt.datetime) -> lis
                     f"endpoints listed; the chain stops being valid on {when}{via}. Threshold crossed: {stage}.",
         fix="Renew and deploy the certificate (then reload the server); `tlsward inventory cert "
             f"{leaf.sha256[:16]}` lists every place it is served from.", **_who(watch.endpoint))]
+
+
+# Alert rules raised from the managed-certificate history (tlsward.lifecycle), not from probes.
+LIFECYCLE_RULES = ("cert.deploy_failed", "cert.renewal_failed")
+
+
+def lifecycle_contributions(events: Iterable[RenewalEvent]) -> list[Contribution]:
+    """One alert per managed certificate whose newest renewal attempt failed (``events``: the newest per
+    certificate). A later successful run drops the contribution, which resolves the alert. A rollback that
+    restored service is a ticket (the old certificate still expires); one that did not, or a deploy that could
+    not be undone, pages."""
+    found: list[Contribution] = []
+    for event in events:
+        if event.outcome.ok:
+            continue
+        rule = "cert.deploy_failed" if event.stage == "deploy" else "cert.renewal_failed"
+        broken = "FAILED" in event.reason or "NOT served" in event.reason
+        what = {"rolled_back": "deploy rolled back", "failed": "renewal failed"}.get(str(event.outcome),
+                                                                                    str(event.outcome))
+        old = f" The previous certificate ({event.old_sha256[:16]}...) stays deployed." if event.old_sha256 and \
+            not broken else ""
+        for endpoint in event.endpoints or (f"certificate {event.certificate}",):
+            found.append(Contribution(
+                key=f"{rule}:{event.certificate}", rule=rule,
+                severity=Severity.CRITICAL if broken else Severity.HIGH,
+                route=Route.PAGE if broken else Route.TICKET, stage="failed", stage_rank=2 if broken else 1,
+                summary=f"Managed certificate {event.certificate}: {what} ({event.finished_at:%Y-%m-%d %H:%M} UTC)",
+                description=f"The renewal run of {event.certificate} ({event.source}) at "
+                            f"{event.started_at:%Y-%m-%d %H:%M} UTC ended {event.outcome}: {event.reason}.{old}",
+                fix=f"Fix the cause above, then `tlsward renew {event.certificate} --force`; `tlsward cert list` "
+                    "shows the last outcome of each certificate (docs/lifecycle.md).",
+                endpoint=endpoint, owner=None, team=None, environment=None))
+    return found

@@ -38,7 +38,7 @@ from tlsward.model.scan import ScanResult
 from tlsward.model.target import Target
 from tlsward.monitor.alerting import AlertEngine, group
 from tlsward.monitor.deployment import deployment_findings
-from tlsward.monitor.evaluate import Contribution, contributions
+from tlsward.monitor.evaluate import Contribution, contributions, lifecycle_contributions
 from tlsward.storage import Store, open_store
 from tlsward.storage.alerts import AlertStore
 from tlsward.storage.store import DEEP_PROBE_SUFFIX
@@ -123,6 +123,11 @@ class Monitor:
         self._last_refresh = -1e9
         self._last_prune = time.monotonic()
         self._bootstrapped = False
+        self._lifecycle: list[Contribution] = []       # managed certificates whose newest renewal failed
+        self._lifecycle_read = -1e9
+        self._renewal: asyncio.Task[None] | None = None
+        self._round_lock = asyncio.Lock()       # the renewal task and the probe flushes both start alert rounds
+        self._next_renewal = 0.0
 
     # -- database access, always on the one database thread ------------------------------------------
 
@@ -344,7 +349,12 @@ class Monitor:
         return True
 
     async def _alert_round(self, now: dt.datetime) -> None:
-        desired = group(c for parts in self._contributions.values() for c in parts)
+        async with self._round_lock:
+            await self._alert_round_locked(now)
+
+    async def _alert_round_locked(self, now: dt.datetime) -> None:
+        await self._read_lifecycle()
+        desired = group([*(c for parts in self._contributions.values() for c in parts), *self._lifecycle])
 
         def silences(store: Store) -> list[Any]:
             return AlertStore(store).silences(active_at=now)
@@ -365,6 +375,63 @@ class Monitor:
             self.stats.notifications += 1
         self.stats.rounds += 1
 
+    # -- managed certificates ([renewal]) -------------------------------------------------------------------
+
+    async def _read_lifecycle(self, *, force: bool = False) -> None:
+        """The newest renewal attempt of each managed certificate (written by this monitor's renewals or by
+        `tlsward renew` from cron), re-read every refresh interval."""
+        if not force and time.monotonic() - self._lifecycle_read < self.config.probes.refresh_s:
+            return
+
+        def read(store: Store) -> list[Contribution]:
+            from tlsward.storage.lifecycle import LifecycleStore
+
+            return lifecycle_contributions(LifecycleStore(store).latest().values())
+
+        found = await self._with_db("reading the renewal history", read)
+        if found is not None:
+            self._lifecycle = found
+            self._lifecycle_read = time.monotonic()
+
+    def _renew_all(self) -> None:
+        """`tlsward renew --all` in this process (a thread): each certificate under its own lock, so a renewal
+        run from cron at the same moment is refused for that certificate, never run twice."""
+        from pathlib import Path
+
+        from tlsward.lifecycle.config import load_lifecycle_config
+        from tlsward.lifecycle.renew import renew_certificates
+
+        assert self.config.renewal is not None
+        try:
+            config = load_lifecycle_config(Path(self.config.renewal.certificates))
+            with open_store(self.db_url) as store:
+                for result in renew_certificates(config, store=store):
+                    for line in result.lines:
+                        (log.info if result.ok else log.error)("renewal: %s", line)
+        except Error as exc:
+            log.error("renewal: %s", exc)
+
+    async def _renewals(self, *, wait: bool) -> None:
+        """Start the renewal run when it is due (one at a time); ``wait``: until it is done (--once)."""
+        if self.config.renewal is None or (self._renewal is not None and not self._renewal.done()):
+            return
+        if time.monotonic() < self._next_renewal:
+            return
+        self._next_renewal = time.monotonic() + self.config.renewal.interval_s
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(self._renew_all)
+            except Exception:
+                log.exception("renewal run failed unexpectedly")
+            await self._read_lifecycle(force=True)
+            if self._bootstrapped:
+                await self._alert_round(self.clock())
+
+        self._renewal = asyncio.create_task(run())
+        if wait:
+            await self._renewal
+
     async def _prune(self) -> None:
         if time.monotonic() - self._last_prune < self.config.probes.prune_every_s:
             return
@@ -383,8 +450,11 @@ class Monitor:
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                await self._renewals(wait=once)     # --once: renew first, so the probes see what was deployed
                 refresh = now - self._last_refresh >= self.config.probes.refresh_s and not (once and started_once)
                 if refresh and await self._refresh(once=once) and once and not self._due:
+                    if await self._bootstrap():      # nothing to probe: still alert on the renewal history
+                        await self._alert_round(self.clock())
                     break               # --once over an inventory with nothing enabled: nothing to do
                 if not self._bootstrapped and self._due:
                     await self._bootstrap()
@@ -409,6 +479,9 @@ class Monitor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
         finally:
+            if self._renewal is not None and not self._renewal.done():
+                log.info("stopping: waiting for the renewal run")
+                await asyncio.wait([self._renewal], timeout=drain_timeout)
             if in_flight:
                 log.info("stopping: waiting for %d probes in flight", len(in_flight))
                 _, pending = await asyncio.wait(in_flight, timeout=drain_timeout)

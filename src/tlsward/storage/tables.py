@@ -425,7 +425,67 @@ class SchedulerLeaseRow(Base):
 # --- Internal CA (migration 0010) ---
 
 
+class CaAuthorityRow(Base):
+    """An internal CA's intermediate (0010) and its current CRL: the number only grows, and every process (the CLI
+    that revokes, ``serve`` that publishes) reads the same signed CRL from here."""
+
+    __tablename__ = "ca_authority"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)   # hex SHA-1 of the intermediate's key
+    name: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    crl_number: Mapped[int] = mapped_column(BigInteger)
+    crl_this_update: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    crl_next_update: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    crl_der: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class CaCertificateRow(Base):
+    """A certificate the internal CA issued (0010), revoked in place. Serials are hex text: they are up to 159
+    bits, more than any integer column holds."""
+
+    __tablename__ = "ca_certificate"
+
+    authority: Mapped[str] = mapped_column(String(64), ForeignKey("ca_authority.key_id"), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    names: Mapped[list[str]] = mapped_column(JSON)
+    profile: Mapped[str] = mapped_column(String(16))
+    key_type: Mapped[str] = mapped_column(String(32))
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    requester: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    replaces: Mapped[str | None] = mapped_column(String(40))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+
+
 # --- ACME server (migration 0011) ---
 
 
 # --- Certificate lifecycle (migration 0012) ---
+
+
+class CertificateRenewalRow(Base):
+    """One renewal/deploy attempt of a managed certificate (0012): old and new fingerprint, the outcome
+    (verified, deployed, rolled_back, failed), the reason and per-step timings; the monitor alerts from the newest
+    row of each certificate."""
+
+    __tablename__ = "certificate_renewal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certificate: Mapped[str] = mapped_column(String(255), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    old_sha256: Mapped[str | None] = mapped_column(String(64))
+    new_sha256: Mapped[str | None] = mapped_column(String(64))
+    new_not_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    endpoints: Mapped[list[str]] = mapped_column(JSON)
+    steps: Mapped[list[list[Any]]] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -21,7 +21,8 @@ PG_ADMIN = os.environ.get("TLSWARD_TEST_PG_ADMIN", "postgresql://postgres@127.0.
 TABLES = ("observation", "sighting", "certificate", "endpoint", "endpoint_file", "file_problem", "alert", "silence",
           "api_token", "web_session", "audit_log", "truststore_root", "truststore", "truststore_host",
           "clientlog_mix", "clientlog_client", "clientlog_malformed", "clientlog_checkpoint",
-          "probe_worker", "probe_zone", "scheduler_lease")
+          "probe_worker", "probe_zone", "scheduler_lease", "certificate_renewal",
+          "ca_certificate", "ca_authority")
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
