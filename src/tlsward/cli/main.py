@@ -26,7 +26,7 @@ __all__ = ["SUBCOMMANDS", "build_app", "exit_code_for", "full_app", "run"]
 
 # Every top-level sub-command; build_app registers them in this order: commands, then groups, as typer lists them.
 SUBCOMMANDS = ("scan", "monitor", "serve", "explain", "worker", "workers", "impact", "renew", "lab", "policy",
-               "inventory", "report", "alerts", "token", "truststore", "drill", "logs", "ca", "cert")
+               "inventory", "report", "alerts", "token", "truststore", "drill", "logs", "ca", "acme", "cert")
 
 
 def _print_version() -> None:
@@ -109,6 +109,9 @@ def build_app(only: str | None = None) -> typer.Typer:
     if wanted("ca"):
         from tlsward.cli import ca
         app.add_typer(ca.app, name="ca")
+    if wanted("acme"):
+        from tlsward.cli import acme
+        app.add_typer(acme.app, name="acme")
     if wanted("cert"):
         from tlsward.cli import cert
         app.add_typer(cert.app, name="cert")

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,6 +26,16 @@ def serve(
                                                  "(viewer role) without a token")] = False,
     ca_file: Annotated[list[Path] | None, typer.Option("--ca-file", help="Extra trust store (internal CA bundle) "
                                                        "for scans started from the web or the API")] = None,
+    acme: Annotated[bool, typer.Option("--acme", help="Also serve the ACME server at /acme (and the CA's CRL and "
+                                       "OCSP at /ca) over the CA in --ca-dir (docs/acme-server.md)")] = False,
+    ca_dir: Annotated[Path | None, typer.Option("--ca-dir", help="The internal CA's directory, for --acme "
+                                                  "[default: $TLSWARD_CA_DIR, else ~/.local/share/tlsward/ca]")] = None,
+    acme_policy: Annotated[Path | None, typer.Option("--acme-policy", help="Identifier policy (TOML) for --acme")]
+    = None,
+    acme_require_eab: Annotated[bool, typer.Option("--acme-require-eab", help="ACME accounts need an External "
+                                                   "Account Binding")] = False,
+    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file", help="The CA intermediate key's "
+                                                         "passphrase (default: $TLSWARD_CA_PASSPHRASE)")] = None,
     db: Db = None,
 ) -> None:
     """Serve the web dashboards, the JSON API and Prometheus /metrics over the inventory (docs/web.md)."""
@@ -41,8 +51,20 @@ def serve(
             raise UsageError(f"{path}: no such file")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(WebSettings(db_url=db or default_url(), https=tls_cert is not None,
-                                 anonymous_read=anonymous_read, ca_files=tuple(str(p) for p in ca_file or ())))
+    settings = WebSettings(db_url=db or default_url(), https=tls_cert is not None,
+                           anonymous_read=anonymous_read, ca_files=tuple(str(p) for p in ca_file or ()))
+    mounts: list[tuple[str, Any]] = []
+    acme_app: Any = None
+    if acme:
+        from tlsward.cli.acme import build_acme_apps, load_policy, read_passphrase, validation_settings
+        from tlsward.storage import open_store
+
+        acme_store = open_store(settings.db_url)
+        acme_app, ca_app = build_acme_apps(ca_dir, acme_store, read_passphrase(passphrase_file),
+                                           load_policy(acme_policy), validation_settings(80, 443, None, None),
+                                           require_eab=acme_require_eab, base_url=None)
+        mounts = [("/acme", acme_app)] + ([("/ca", ca_app)] if ca_app is not None else [])
+    app = create_app(settings, mounts=mounts)
     scheme = "https" if tls_cert is not None else "http"
 
     async def run() -> None:
@@ -51,6 +73,10 @@ def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         logging.getLogger("tlsward.serve").info("serving %s://%s:%d/ (API /api/v1, /metrics)", scheme, *address)
-        await serve_asgi(app, address, stop, tls=(str(tls_cert), str(tls_key)) if tls_cert and tls_key else None)
+        try:
+            await serve_asgi(app, address, stop, tls=(str(tls_cert), str(tls_key)) if tls_cert and tls_key else None)
+        finally:
+            if acme_app is not None:
+                await acme_app.state.acme.aclose()
 
     asyncio.run(run())

@@ -467,6 +467,101 @@ class CaCertificateRow(Base):
 # --- ACME server (migration 0011) ---
 
 
+class AcmeAccountRow(Base):
+    """An ACME account (0011): one per key (the RFC 7638 thumbprint is unique), the key itself as a JWK."""
+
+    __tablename__ = "acme_account"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    jwk: Mapped[str] = mapped_column(Text)
+    thumbprint: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    contact: Mapped[list[str]] = mapped_column(JSON)
+    eab_kid: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AcmeOrderRow(Base):
+    """An ACME order (0011); identifiers and authorization ids as JSON lists, in the order the client gave."""
+
+    __tablename__ = "acme_order"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(32), ForeignKey("acme_account.id", ondelete="CASCADE"),
+                                            index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    identifiers: Mapped[list[list[str]]] = mapped_column(JSON)
+    authz_ids: Mapped[list[str]] = mapped_column(JSON)
+    expires: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    not_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    certificate_id: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    replaces: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AcmeAuthorizationRow(Base):
+    """An ACME authorization (0011): one identifier of one order."""
+
+    __tablename__ = "acme_authorization"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("acme_order.id", ondelete="CASCADE"), index=True)
+    identifier_type: Mapped[str] = mapped_column(String(8))
+    identifier_value: Mapped[str] = mapped_column(Text)
+    wildcard: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    expires: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AcmeChallengeRow(Base):
+    """An ACME challenge (0011); ``position`` keeps the order the server offered them in."""
+
+    __tablename__ = "acme_challenge"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    authz_id: Mapped[str] = mapped_column(String(32), ForeignKey("acme_authorization.id", ondelete="CASCADE"),
+                                          index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AcmeCertificateRow(Base):
+    """A certificate issued through ACME (0011): the full chain as downloaded, and its revocation."""
+
+    __tablename__ = "acme_certificate"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(32), index=True)
+    order_id: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    aki: Mapped[str] = mapped_column(String(128))
+    fullchain_pem: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    identifiers: Mapped[list[list[str]]] = mapped_column(JSON)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[int | None] = mapped_column(Integer)
+
+
+class AcmeEabKeyRow(Base):
+    """An External Account Binding key (0011): handed out once, bound to at most one account."""
+
+    __tablename__ = "acme_eab_key"
+
+    kid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hmac_key: Mapped[bytes] = mapped_column(LargeBinary)
+    label: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    account_id: Mapped[str | None] = mapped_column(String(32))
+
+
 # --- Certificate lifecycle (migration 0012) ---
 
 

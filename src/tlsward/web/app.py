@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,10 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
                                                           "Role": Role, **context}, status_code=status)
 
 
-def create_app(settings: WebSettings, store: Store | None = None) -> FastAPI:
-    """The app over the inventory at ``settings.db_url`` (or an already open ``store``, which the caller keeps)."""
+def create_app(settings: WebSettings, store: Store | None = None,
+               mounts: Sequence[tuple[str, ASGIApp]] = ()) -> FastAPI:
+    """The app over the inventory at ``settings.db_url`` (or an already open ``store``, which the caller keeps);
+    ``mounts`` are other ASGI apps served under a path prefix (``/acme``, ``/ca``), with their own auth."""
     owned = store is None
     opened = store if store is not None else open_store(settings.db_url)
 
@@ -123,6 +125,8 @@ def create_app(settings: WebSettings, store: Store | None = None) -> FastAPI:
     app.add_exception_handler(Exception, on_unexpected)
     app.add_middleware(SecurityHeaders, settings=settings)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    for prefix, mounted in mounts:
+        app.mount(prefix, mounted)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

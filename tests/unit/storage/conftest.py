@@ -22,7 +22,8 @@ TABLES = ("observation", "sighting", "certificate", "endpoint", "endpoint_file",
           "api_token", "web_session", "audit_log", "truststore_root", "truststore", "truststore_host",
           "clientlog_mix", "clientlog_client", "clientlog_malformed", "clientlog_checkpoint",
           "probe_worker", "probe_zone", "scheduler_lease", "certificate_renewal",
-          "ca_certificate", "ca_authority")
+          "ca_certificate", "ca_authority",
+          "acme_challenge", "acme_authorization", "acme_order", "acme_certificate", "acme_eab_key", "acme_account")
 
 
 def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
