@@ -456,6 +456,12 @@ class CertificateAuthority:
             raise CaError(f"serial {serial:x}: not issued by this CA (see `tlsward ca list`)")
         return record
 
+    def is_revoked(self, serial: int) -> bool:
+        """Whether this CA revoked ``serial`` (by any path: `tlsward ca revoke`, ACME, a mass revocation); the ACME
+        server's renewal information opens the window at once for those (RFC 9773)."""
+        record = self.ca_store.get(self.key_id, serial)
+        return record is not None and record.revoked
+
     def certificates(self, *, include_revoked: bool = True, include_expired: bool = False, name: str | None = None,
                      now: dt.datetime | None = None) -> list[IssuedRecord]:
         return self.ca_store.certificates(self.key_id, include_revoked=include_revoked,

@@ -74,9 +74,16 @@ class Issuer(Protocol):
     """What the server needs from a CA (``tlsward.ca.authority.CertificateAuthority`` fits)."""
 
     def issue(self, *, names: Sequence[str], csr: x509.CertificateSigningRequest | None = None,
-              requester: str = "cli") -> IssuedCertificateLike: ...
+              requester: str = "cli", replaces: int | None = None) -> IssuedCertificateLike:
+        """Sign and record; ``replaces``: the serial of the certificate this order replaces (RFC 9773), so the
+        inventory links the renewal to what it renews."""
+        ...
 
     def revoke(self, serial: int, *, reason: x509.ReasonFlags = x509.ReasonFlags.unspecified) -> None: ...
+
+    def is_revoked(self, serial: int) -> bool:
+        """Revoked by the CA by any path (not only through ACME): renewal information must say so at once."""
+        ...
 
 
 class AcmeServer:
@@ -524,7 +531,9 @@ class AcmeServer:
             raise AcmeProblem("orderNotReady", "the order is already being finalized")
         names = [i.value for i in order.identifiers]
         try:
-            issued = await self.ca(self.issuer.issue, names=names, csr=csr, requester=f"acme:{account.id}")
+            replaces = int(ari.parse_cert_id(order.replaces).serial, 16) if order.replaces else None
+            issued = await self.ca(self.issuer.issue, names=names, csr=csr, requester=f"acme:{account.id}",
+                                   replaces=replaces)
         except Exception as exc:
             log.exception("issuing for order %s", order.id)
             problem = AcmeProblem("serverInternal", f"the CA refused: {type(exc).__name__}: {str(exc)[:200]}")
@@ -632,8 +641,8 @@ class AcmeServer:
         record = await self.db(self.state.certificate_by_serial, cert_id.serial)
         if record is None or record.aki != cert_id.aki:
             raise malformed("no certificate with that identifier", status=404)
-        doc = ari.renewal_info(record.not_before, record.not_after, revoked=record.revoked_at is not None,
-                               now=self.clock())
+        revoked = record.revoked_at is not None or await self.ca(self.issuer.is_revoked, int(cert_id.serial, 16))
+        doc = ari.renewal_info(record.not_before, record.not_after, revoked=revoked, now=self.clock())
         return JSONResponse(doc, headers={**self._headers(request), "Cache-Control": "public, max-age=21600",
                                           "Retry-After": str(ari.RETRY_AFTER_S)})
 
