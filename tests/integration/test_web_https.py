@@ -61,6 +61,17 @@ def test_https_hsts_secure_cookie_and_anonymous_read(pki: Pki, tmp_path: Path) -
                 raise AssertionError("a certificate from the test CA must not verify against public roots")
             except httpx.ConnectError:
                 pass
-    finally:
+        # SIGTERM with an idle keep-alive TLS client still connected: serve stops anyway, within its grace period
+        idle = trusted.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                   server_hostname="127.0.0.1")
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
         server.terminate()
+        server.wait(20)
+        assert time.monotonic() - started < 10, "serve waited for an idle client instead of stopping"
+        idle.close()
+    finally:
+        if server.poll() is None:
+            server.kill()
         server.wait(15)
