@@ -23,7 +23,9 @@ from tests.integration.distributed_support import (
     wait_for,
     write_config,
 )
+from tlsward.ca.authority import CertificateAuthority
 from tlsward.lab import LabState
+from tlsward.storage import open_store
 
 # The broker tests share (and the outage test stops) the machine's Redis and RabbitMQ: one process runs them all.
 pytestmark = [pytest.mark.integration, pytest.mark.brokers]
@@ -46,10 +48,37 @@ def _closest(db: str) -> int:
     return min(gaps) if gaps else 10**9
 
 
+def _managed_certificate(tmp_path: Path, db: str) -> Path:
+    """A managed certificate from an internal CA, deployed to files (no endpoint to verify): what `[renewal]`
+    renews; it is due at once (nothing is deployed yet)."""
+    ca_dir = tmp_path / "ca"
+    with open_store(db) as store:
+        CertificateAuthority.init(ca_dir, store, name="tlsward distributed test", passphrase=None,
+                                  root_passphrase=b"throwaway root passphrase")
+    (tmp_path / "out").mkdir()
+    path = tmp_path / "certificates.toml"
+    path.write_text(f"""state_dir = "lifecycle"
+[[certificate]]
+name = "svc"
+names = ["svc.tlsward.test"]
+source = "ca"
+[certificate.ca]
+dir = "{ca_dir}"
+[certificate.deploy]
+fullchain = "out/fullchain.pem"
+key = "out/key.pem"
+reload = {{ command = ["true"] }}
+""", encoding="utf-8")
+    return path
+
+
 def test_two_schedulers_enqueue_each_probe_once_and_the_standby_takes_over(lab: LabState, tmp_path: Path) -> None:
     with pg_database() as db, isolated_broker("redis") as broker:
         config = write_config(tmp_path / "monitor.toml", broker=broker, ca_files=[lab.ca_file], interval="2s",
                               lease_ttl="3s")
+        certificates = _managed_certificate(tmp_path, db)
+        with config.open("a") as extra:
+            extra.write(f'[renewal]\ncertificates = "{certificates}"\ninterval = "1h"\n')
         targets = add_endpoints(db, [(lab.endpoint(name).target, "127.0.0.1", "default") for name in CASES])
         worker = start_worker(tmp_path, "w1", zone="default", config=config, db=db, concurrency=2)
         first = start_scheduler(tmp_path, "scheduler-a", config=config, db=db)
@@ -82,6 +111,9 @@ def test_two_schedulers_enqueue_each_probe_once_and_the_standby_takes_over(lab: 
                      explain=explain)
             assert not duplicates(db)
             assert _closest(db) >= INTERVAL_MS * 0.9, _due_times(db)
+            renewals = query(db, "SELECT certificate, outcome FROM certificate_renewal")
+            assert renewals == [("svc", "deployed")], "[renewal] ran once, by the lease holder only"
+            assert (tmp_path / "out" / "fullchain.pem").is_file()
             holder = query(db, "SELECT holder FROM scheduler_lease")
             assert holder and holder[0][0].split(":")[1] == str(standby.pid), holder
             assert standby.stop() == 0, standby.tail()

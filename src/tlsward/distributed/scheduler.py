@@ -549,6 +549,7 @@ class DistributedScheduler(Monitor):
                 if now >= self._next_lease:
                     await self._lease()
                 if self._leader:
+                    await self._renewals(wait=once)      # [renewal]: only the lease holder renews
                     if now - self._last_refresh >= self.config.probes.refresh_s and not (once and started_once) \
                             and await self._refresh(once=once):
                         started_once = True
@@ -579,6 +580,8 @@ class DistributedScheduler(Monitor):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
         finally:
+            if self._renewal is not None and not self._renewal.done():
+                await asyncio.wait([self._renewal], timeout=drain_timeout)
             if self._leader:
                 with contextlib.suppress(Exception):
                     states = self.zone_states()
