@@ -81,6 +81,13 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     _spec("tlsward_client_requests_last_day", "gauge", ("endpoint", "protocol"),
           "Requests clients made over each protocol in the last 24 hours, from the endpoint's access logs "
           "(tlsward logs ingest); protocol \"plain\" is HTTP without TLS."),
+    _spec("tlsward_managed_certificate_renewal_timestamp_seconds", "gauge", ("certificate", "outcome"),
+          "Time (Unix) the newest renewal attempt of a managed certificate (tlsward renew) finished, with its outcome "
+          "(verified, deployed, rolled_back, failed)."),
+    _spec("tlsward_managed_certificate_renewal_success", "gauge", ("certificate",),
+          "1 if the newest renewal attempt of the managed certificate succeeded (verified or deployed), 0 if not."),
+    _spec("tlsward_managed_certificate_not_after_timestamp_seconds", "gauge", ("certificate",),
+          "Expiry (Unix time) of the newest certificate a renewal deployed (and verified served) for it."),
     _spec("tlsward_probes_total", "counter", ("team", "result", "reason"),
           "Probes run by this process since it started, by endpoint team, result and failure reason."),
     _spec("tlsward_handshake_duration_seconds", "histogram", ("team",),
@@ -165,6 +172,17 @@ def inventory_families(snapshot: MetricsSnapshot) -> list[Metric]:
         for row in snapshot.client_requests:
             clients.add_metric([clip(row.endpoint), clip(row.protocol or "plain")], row.requests)
         families.append(clients)
+    if snapshot.renewals:
+        when, success, not_after = (_family(name) for name in (
+            "tlsward_managed_certificate_renewal_timestamp_seconds", "tlsward_managed_certificate_renewal_success",
+            "tlsward_managed_certificate_not_after_timestamp_seconds"))
+        for renewal in snapshot.renewals:
+            name = clip(renewal.certificate)
+            when.add_metric([name, clip(renewal.outcome)], renewal.finished_at.timestamp())
+            success.add_metric([name], 1 if renewal.outcome in ("verified", "deployed") else 0)
+            if renewal.served_not_after is not None:
+                not_after.add_metric([name], renewal.served_not_after.timestamp())
+        families += [when, success, not_after]
     return families
 
 

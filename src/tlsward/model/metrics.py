@@ -91,6 +91,17 @@ class AlertCount:
 
 
 @dataclass(frozen=True, slots=True)
+class RenewalMetrics:
+    """A managed certificate's newest renewal attempt (``tlsward renew``), and the expiry of the newest
+    certificate it got served (``served_not_after``; None before the first success)."""
+
+    certificate: str
+    outcome: str                                 # verified, deployed, rolled_back, failed
+    finished_at: dt.datetime
+    served_not_after: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClientRequests:
     """Requests clients made to an endpoint over one protocol in the last 24 hours, from its access logs
     (``protocol`` "" is plain HTTP)."""
@@ -114,6 +125,7 @@ class MetricsSnapshot:
     findings: tuple[FindingCount, ...] = ()
     alerts: tuple[AlertCount, ...] | None = None
     client_requests: tuple[ClientRequests, ...] = ()
+    renewals: tuple[RenewalMetrics, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Connection, Engine, Text, bindparam, cast, column, func, inspect, select, table
+from sqlalchemy import JSON, Connection, Engine, Text, bindparam, cast, column, func, inspect, select, table, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
@@ -34,10 +34,12 @@ from tlsward.model.metrics import (
     EndpointMetrics,
     FindingCount,
     MetricsSnapshot,
+    RenewalMetrics,
 )
-from tlsward.storage.tables import Certificate, ClientLogMixRow, Endpoint, Observation
+from tlsward.storage.tables import Certificate, CertificateRenewalRow, ClientLogMixRow, Endpoint, Observation
 
 ALERT_TABLE = "alert"
+GOOD_OUTCOMES = ("verified", "deployed")      # a renewal that ended with its certificate in service
 _SEVERITY = {int(severity): severity for severity in Severity}   # a dict lookup: Severity(n) is slow at 10,000
 _ALERT = table(ALERT_TABLE, column("status"), column("route"), column("severity"))
 
@@ -63,6 +65,7 @@ def metrics_snapshot(store: HasEngine, now: dt.datetime) -> MetricsSnapshot:
                                          engine.dialect.name)
             alerts = _alerts(connection)
             clients = _client_requests(connection, now)
+            renewals = _renewals(connection)
     except SQLAlchemyError as exc:
         raise StorageError(f"{engine.url.render_as_string(hide_password=True)}: {_first_line(exc)}") from exc
     not_after = {cert.sha256: cert.not_after for cert in certificates}
@@ -79,7 +82,8 @@ def metrics_snapshot(store: HasEngine, now: dt.datetime) -> MetricsSnapshot:
             version, cipher, fingerprints, not_after.get(fingerprints[0]) if fingerprints else None,
             min(dates) if dates else None))
     return MetricsSnapshot(taken_at=now, endpoints=tuple(endpoints), certificates=tuple(certificates),
-                           findings=_finding_counts(endpoints), alerts=alerts, client_requests=clients)
+                           findings=_finding_counts(endpoints), alerts=alerts, client_requests=clients,
+                           renewals=renewals)
 
 
 def _endpoint_rows(connection: Connection) -> list[Any]:
@@ -123,6 +127,25 @@ def _alerts(connection: Connection) -> tuple[AlertCount, ...] | None:
              .order_by(_ALERT.c.status, _ALERT.c.route, _ALERT.c.severity))
     return tuple(AlertCount(str(status), str(route), int(severity), int(n))
                  for status, route, severity, n in connection.execute(query))
+
+
+def _renewals(connection: Connection) -> tuple[RenewalMetrics, ...]:
+    """Each managed certificate's newest attempt, and the expiry of its newest successfully served certificate
+    (one statement: the rows that are either)."""
+    renewal = CertificateRenewalRow.__table__
+    newest = select(func.max(renewal.c.id)).group_by(renewal.c.certificate)
+    newest_good = (select(func.max(renewal.c.id)).where(renewal.c.outcome.in_(GOOD_OUTCOMES))
+                   .group_by(renewal.c.certificate))
+    query = (select(renewal.c.certificate, renewal.c.outcome, renewal.c.finished_at, renewal.c.new_not_after)
+             .where(renewal.c.id.in_(union(newest, newest_good))).order_by(renewal.c.id))
+    last: dict[str, tuple[str, dt.datetime]] = {}
+    served: dict[str, dt.datetime | None] = {}
+    for name, outcome, finished, not_after in connection.execute(query):     # oldest first: the newest wins
+        last[str(name)] = (str(outcome), finished)
+        if outcome in GOOD_OUTCOMES:
+            served[str(name)] = not_after
+    return tuple(RenewalMetrics(name, outcome, finished, served.get(name))
+                 for name, (outcome, finished) in sorted(last.items()))
 
 
 def _client_requests(connection: Connection, now: dt.datetime) -> tuple[ClientRequests, ...]:

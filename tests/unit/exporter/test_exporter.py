@@ -16,10 +16,12 @@ from tlsward.exporter.app import metrics_app
 from tlsward.exporter.collector import MAX_LABEL_LENGTH, METRICS, clip
 from tlsward.model.findings import Severity
 from tlsward.model.inventory import EndpointRecord
+from tlsward.model.lifecycle import Outcome, RenewalEvent
 from tlsward.model.metrics import ProbeStats
 from tlsward.model.scan import ScanResult, Session, Timings
 from tlsward.model.target import Target
 from tlsward.storage import Store, open_store
+from tlsward.storage.lifecycle import LifecycleStore
 
 
 def with_intermediate(target: str, *, leaf_days: float, intermediate_days: float, at: dt.datetime = NOW) -> ScanResult:
@@ -229,6 +231,38 @@ def test_every_exposed_family_is_in_the_catalogue(store: Store) -> None:
     metrics = scrape(metrics_app(store, stats))
     exposed = {name + "_total" if kind == "counter" else name for name, kind in metrics.families.items()}
     # alerts: once the table exists; client requests: once access logs are ingested (tests/e2e/test_impact_cli.py)
-    assert set(METRICS) - {"tlsward_alerts", "tlsward_client_requests_last_day"} <= exposed <= set(METRICS)
+    later = {"tlsward_alerts", "tlsward_client_requests_last_day", *RENEWAL_FAMILIES}   # (renewals: below)
+    assert set(METRICS) - later <= exposed <= set(METRICS)
     for name, kind in metrics.families.items():
         assert METRICS[name + "_total" if kind == "counter" else name].type == kind
+
+
+RENEWAL_FAMILIES = ("tlsward_managed_certificate_renewal_timestamp_seconds",
+                    "tlsward_managed_certificate_renewal_success",
+                    "tlsward_managed_certificate_not_after_timestamp_seconds")
+
+
+def _renewal(name: str, outcome: Outcome, finished: dt.datetime, not_after: dt.datetime | None) -> RenewalEvent:
+    return RenewalEvent(certificate=name, source="ca", outcome=outcome, started_at=finished - dt.timedelta(seconds=2),
+                        finished_at=finished, reason="" if outcome.ok else "nginx -t failed",
+                        new_sha256="ab" * 32 if not_after else None, new_not_after=not_after)
+
+
+def test_managed_certificate_renewals(store: Store) -> None:
+    """Each managed certificate's newest attempt (time and outcome), whether it succeeded, and the expiry of the
+    newest certificate a renewal got served: a rolled-back renewal keeps the previous expiry."""
+    history = LifecycleStore(store)
+    history.record(_renewal("www", Outcome.VERIFIED, NOW - 3 * DAY, NOW + 27 * DAY))
+    history.record(_renewal("www", Outcome.ROLLED_BACK, NOW - DAY, NOW + 29 * DAY))
+    history.record(_renewal("api", Outcome.DEPLOYED, NOW - 2 * DAY, NOW + 60 * DAY))
+    metrics = scrape(metrics_app(store))
+    assert metrics.series("tlsward_managed_certificate_renewal_timestamp_seconds") == [
+        {"certificate": "api", "outcome": "deployed"}, {"certificate": "www", "outcome": "rolled_back"}]
+    assert metrics.value("tlsward_managed_certificate_renewal_timestamp_seconds", certificate="www",
+                         outcome="rolled_back") == ts(NOW - DAY)
+    assert metrics.value("tlsward_managed_certificate_renewal_success", certificate="www") == 0
+    assert metrics.value("tlsward_managed_certificate_renewal_success", certificate="api") == 1
+    assert metrics.value("tlsward_managed_certificate_not_after_timestamp_seconds", certificate="www") == \
+        ts(NOW + 27 * DAY), "the rolled-back certificate was never served: the previous expiry stands"
+    assert metrics.value("tlsward_managed_certificate_not_after_timestamp_seconds", certificate="api") == \
+        ts(NOW + 60 * DAY)
