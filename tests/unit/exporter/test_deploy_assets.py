@@ -3,6 +3,7 @@ renamed metric must break this test, not a dashboard nobody looks at until the n
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ from tests.unit.storage.builders import failed_result, finding, scan_result
 from tlsward.exporter.app import metrics_app
 from tlsward.exporter.collector import METRICS
 from tlsward.model.findings import Severity
+from tlsward.model.lifecycle import Outcome, RenewalEvent
 from tlsward.model.metrics import ProbeStats
 from tlsward.storage import open_store
+from tlsward.storage.lifecycle import LifecycleStore
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "deploy" / "grafana" / "tlsward-dashboard.json"
@@ -37,6 +40,10 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         store.record_scan(failed_result("b.test:443"))
         stats = ProbeStats()
         stats.record(team="web", failure_kind=None, handshake_seconds=0.02)
+        now = dt.datetime.now(dt.UTC)
+        LifecycleStore(store).record(RenewalEvent(
+            certificate="www", source="ca", outcome=Outcome.VERIFIED, started_at=now, finished_at=now,
+            new_sha256="ab" * 32, new_not_after=now + dt.timedelta(days=30)))
         _, _, body = metrics_app(store, stats).render()
     names = set(parse(body.decode()).samples)
     assert len(names) > 15
