@@ -1,8 +1,8 @@
 """``make bench``: run ``bench/bench_*.py`` and print their results (each writes its own section).
 
-``python bench/run.py [NAME ...]`` (``make bench BENCH=NAME``) runs only the benchmarks whose file name
-contains one of the NAMEs, e.g. ``scan`` for ``bench_scan.py``. Every benchmark runs even if one fails;
-the exit status is 1 when any failed.
+``python bench/run.py [NAME ...]`` (``make bench BENCH=NAME``) runs only the benchmarks named NAME (``scan`` for
+``bench_scan.py``), or, for a NAME that is no benchmark's name, those whose file name contains it. Every benchmark
+runs even if one fails; the exit status is 1 when any failed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ def main(argv: list[str]) -> int:
         sys.path.insert(0, str(BENCH_DIR))
     benches = sorted(BENCH_DIR.glob("bench_*.py"))
     if argv:
-        benches = [bench for bench in benches if any(name in bench.stem for name in argv)]
+        # A NAME that is exactly a benchmark's name picks that one only (`ca` is bench_ca.py, not also bench_scan.py).
+        exact = {bench.stem.removeprefix("bench_") for bench in benches}
+        benches = [bench for bench in benches
+                   if any(name == bench.stem.removeprefix("bench_") if name in exact else name in bench.stem
+                          for name in argv)]
         if not benches:
             known = ", ".join(b.stem.removeprefix("bench_") for b in sorted(BENCH_DIR.glob("bench_*.py")))
             print(f"no benchmark matches {' '.join(argv)!r}; known: {known}", file=sys.stderr)

@@ -366,8 +366,9 @@ class CertificateAuthority:
         request = IssueRequest(names=tuple(names), public_key=public_key, csr=csr, profile=profile, lifetime=lifetime,
                                requester=requester, replaces=replaces)
         moment = _moment(now)
-        issued, record = self._sign(request, moment, self._check(request, moment))
-        self.ca_store.record_issued(record)
+        with self.ca_store.issuing():   # concurrent issue() calls share one commit (group commit)
+            issued, record = self._sign(request, moment, self._check(request, moment))
+            self.ca_store.record_issued(record)
         return issued
 
     def issue_many(self, requests: Sequence[IssueRequest], *, now: dt.datetime | None = None
