@@ -90,7 +90,7 @@ def silence(
     db: Db = None,
 ) -> None:
     """Hold back notifications of matching alerts for a while, or during a maintenance window."""
-    from tlsward.monitor.config import parse_duration
+    from tlsward.model.durations import parse_duration
     from tlsward.storage.alerts import AlertStore
 
     matchers = []

@@ -29,7 +29,7 @@ def create(
     db: Db = None,
 ) -> None:
     """Create a token and print its secret: store it now, it is not shown again."""
-    from tlsward.monitor.config import parse_duration
+    from tlsward.model.durations import parse_duration
     from tlsward.storage.access import AccessStore
 
     try:

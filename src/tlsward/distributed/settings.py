@@ -93,7 +93,7 @@ def redact(url: str) -> str:
 
 def parse_settings(data: Mapping[str, Any], where: str) -> DistributedSettings:
     """The ``[distributed]`` table (``data`` is the whole config); unknown keys and bad values are usage errors."""
-    from tlsward.monitor.config import parse_duration
+    from tlsward.model.durations import parse_duration
 
     table = data.get("distributed", {})
     if not isinstance(table, Mapping):

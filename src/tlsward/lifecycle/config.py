@@ -40,13 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlsward.model.durations import parse_duration
 from tlsward.model.errors import UsageError
 
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 CHALLENGES = ("http-01-webroot", "http-01-listener", "dns-01")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,21 +237,6 @@ def _int(value: object, where: str, low: int, high: int) -> int:
     return value
 
 
-def duration(value: object, where: str) -> float:
-    """``90``, ``"90s"``, ``"5m"``, ``"4h"``, ``"30d"`` -> seconds (positive)."""
-    if isinstance(value, bool):
-        raise UsageError(f"{where}: expected a duration like '30d', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise UsageError(f"{where}: expected a duration like '90s', '5m', '4h' or '30d', got {value!r}")
-    if seconds <= 0:
-        raise UsageError(f"{where}: must be positive, got {value!r}")
-    return seconds
-
-
 def _certificate(entry: Any, where: str, base: Path) -> ManagedCertificate:
     table = _keys(entry, {"name", "names", "key_type", "source", "renew_before", "ca", "acme", "deploy", "verify"},
                   where, "[[certificate]]")
@@ -276,7 +260,7 @@ def _certificate(entry: Any, where: str, base: Path) -> ManagedCertificate:
         raise UsageError(f"{where}: source = {source!r} needs a [certificate.{source}] table")
     ca = _ca(table["ca"], f"{where}.ca", base) if "ca" in table else None
     acme = _acme(table["acme"], f"{where}.acme", base, name) if "acme" in table else None
-    renew_before = duration(table["renew_before"], f"{where}.renew_before") if "renew_before" in table else None
+    renew_before = parse_duration(table["renew_before"], f"{where}.renew_before") if "renew_before" in table else None
     verify = _verify(table["verify"], f"{where}.verify", base) if "verify" in table else Verify()
     return ManagedCertificate(name=name, names=tuple(n.strip() for n in names), source=source,
                               deploy=_deploy(table["deploy"], f"{where}.deploy", base), key_type=key_type, ca=ca,
@@ -289,7 +273,7 @@ def _ca(entry: Any, where: str, base: Path) -> CaSource:
         raise UsageError(f"{where}: missing dir (the internal CA's directory)")
     return CaSource(directory=_path(table["dir"], f"{where}.dir", base),
                     profile=_str(table.get("profile", "server"), f"{where}.profile"),
-                    lifetime_s=duration(table["lifetime"], f"{where}.lifetime") if "lifetime" in table else None,
+                    lifetime_s=parse_duration(table["lifetime"], f"{where}.lifetime") if "lifetime" in table else None,
                     passphrase_file=_path(table["passphrase_file"], f"{where}.passphrase_file", base)
                     if "passphrase_file" in table else None,
                     passphrase_env=_str(table["passphrase_env"], f"{where}.passphrase_env")
@@ -366,7 +350,7 @@ def _deploy(entry: Any, where: str, base: Path) -> Deploy:
             mode = -1
         if not 0 <= mode <= 0o777:
             raise UsageError(f"{where}.mode: expected an octal string like \"0644\", got {raw!r}")
-    timeout = duration(table["reload_timeout"], f"{where}.reload_timeout") if "reload_timeout" in table else 30.0
+    timeout = parse_duration(table["reload_timeout"], f"{where}.reload_timeout") if "reload_timeout" in table else 30.0
     reload = _reload(table["reload"], f"{where}.reload", base, timeout) if "reload" in table \
         else ReloadAction("none", timeout_s=timeout)
     return Deploy(cert=paths["cert"], chain=paths["chain"], fullchain=paths["fullchain"], key=paths["key"],
@@ -434,4 +418,4 @@ def _verify(entry: Any, where: str, base: Path) -> Verify:
                                         _str(spec["sni"], f"{at}.sni") if "sni" in spec else None))
     return Verify(endpoints=tuple(endpoints),
                   trust=_path(table["trust"], f"{where}.trust", base) if "trust" in table else None,
-                  timeout_s=duration(table["timeout"], f"{where}.timeout") if "timeout" in table else 20.0)
+                  timeout_s=parse_duration(table["timeout"], f"{where}.timeout") if "timeout" in table else 20.0)

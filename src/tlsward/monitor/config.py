@@ -22,7 +22,6 @@ because a typo in an alerting config must not silently mean "never page".
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tlsward.model.alerts import Route
+from tlsward.model.durations import parse_duration
 from tlsward.model.errors import UsageError
 from tlsward.model.findings import FINDING_CATALOGUE
 from tlsward.model.inventory import RetentionPolicy
@@ -37,8 +37,6 @@ from tlsward.model.lifecycle import RenewalSettings
 from tlsward.model.monitor import AlertSettings, ExpiryAlerts, MonitorConfig, ProbeSettings, RouteRule
 from tlsward.monitor.notify import ReceiverConfig, receivers_from_mapping
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 # [distributed] (broker, batches, lease, time limits) is read by tlsward.distributed.settings from the same file.
 TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention", "distributed", "renewal"}
 
@@ -47,21 +45,6 @@ TOP_KEYS = {"probes", "alerts", "routes", "receivers", "retention", "distributed
 class LoadedConfig:
     config: MonitorConfig = field(default_factory=MonitorConfig)
     receivers: tuple[ReceiverConfig, ...] = ()
-
-
-def parse_duration(value: object, where: str) -> float:
-    """``90``, ``"90s"``, ``"5m"``, ``"4h"``, ``"30d"`` -> seconds. Raises UsageError naming ``where``."""
-    if isinstance(value, bool):
-        raise UsageError(f"{where}: expected a duration like '5m', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise UsageError(f"{where}: expected a duration like '90s', '5m', '4h' or '30d', got {value!r}")
-    if seconds <= 0:
-        raise UsageError(f"{where}: must be positive, got {value!r}")
-    return seconds
 
 
 def _table(data: Mapping[str, Any], key: str, where: str, allowed: set[str]) -> Mapping[str, Any]:

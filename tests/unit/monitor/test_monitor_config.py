@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from tlsward.model.alerts import Route
+from tlsward.model.durations import parse_duration
 from tlsward.model.errors import UsageError
-from tlsward.monitor.config import load_config, parse_config, parse_duration
+from tlsward.monitor.config import load_config, parse_config
 
 FULL = """
 [probes]

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from tlsward.model.access import Principal
 from tlsward.model.alerts import AlertStatus
+from tlsward.model.durations import parse_duration
 from tlsward.model.monitor import Silence
-from tlsward.monitor.config import parse_duration
 from tlsward.report.alerts_json import alert_json, silence_json
 from tlsward.storage.alerts import AlertStore
 from tlsward.web.api.common import MAX_ID, ApiRoute, audit, now, problems
