@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tlsward.cli.inventory import Db, open_store
-from tlsward.cli.renew import EXIT_OK, Config, run_renewals
+from tlsward.cli.renew import EXIT_OK, Config, renew, run_renewals
 
 app = typer.Typer(help="Managed certificates: obtain, renew (deploy, reload, verify, roll back) and list.",
                   no_args_is_help=True)
@@ -32,21 +32,8 @@ def obtain(
                                   db=db))
 
 
-@app.command("renew")
-def renew_(
-    names: Annotated[list[str] | None, typer.Argument(help="Managed certificate names", show_default=False)] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every managed certificate that is due")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Renew even when not due")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what is due and why; change nothing")] = False,
-    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a certificate another run is "
-                                        "renewing (default: skip it and exit 1)")] = 0.0,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, one object per certificate")] = False,
-    config: Config = Path("certificates.toml"),
-    db: Db = None,
-) -> None:
-    """The same as `tlsward renew`: renew -> deploy -> reload -> verify what is due; exit 1 if any failed."""
-    raise typer.Exit(run_renewals(config, list(names or []), all_=all_, force=force, dry_run=dry_run, wait=wait,
-                                  as_json=as_json, db=db))
+# `tlsward cert renew` is `tlsward renew`: one command, registered twice.
+app.command("renew")(renew)
 
 
 @app.command("list")
