@@ -145,26 +145,6 @@ def _coalescing_protocol() -> type[asyncio.Protocol]:
     return CoalescingH11Protocol
 
 
-async def serve_acme_asgi(app_: Any, address: tuple[str, int], stop: asyncio.Event,
-                          tls: tuple[str, str] | None = None) -> None:
-    """uvicorn in this event loop until ``stop`` is set, with the coalescing HTTP/1.1 protocol."""
-    import contextlib
-
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app_, host=address[0], port=address[1], log_level="warning",
-                                           lifespan="on", access_log=False, http=_coalescing_protocol(),
-                                           # idle keep-alive TLS clients never answer close_notify: do not wait
-                                           # for them on SIGTERM longer than this
-                                           timeout_graceful_shutdown=3,
-                                           ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
-
-
 @app.command()
 def serve(
     ca_dir: CaDir = None,
@@ -191,7 +171,7 @@ def serve(
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from tlsward.cli.monitor import parse_listen
+    from tlsward.cli.monitor import parse_listen, serve_asgi
 
     address = parse_listen(listen)
     if (tls_cert is None) != (tls_key is None):
@@ -217,8 +197,8 @@ def serve(
                 loop.add_signal_handler(signum, stop.set)
             logging.getLogger("tlsward.acme").info("ACME directory at %s://%s:%d/acme/directory", scheme, *address)
             try:
-                await serve_acme_asgi(root, address, stop, tls=(str(tls_cert), str(tls_key))
-                                      if tls_cert and tls_key else None)
+                await serve_asgi(root, address, stop, tls=(str(tls_cert), str(tls_key))
+                                 if tls_cert and tls_key else None, http=_coalescing_protocol())
             finally:
                 await acme.state.acme.aclose()
 

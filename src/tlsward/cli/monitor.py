@@ -75,17 +75,17 @@ GRACEFUL_SHUTDOWN_S = 5       # requests in flight get this long to finish after
 
 
 async def serve_asgi(app: Any, address: tuple[str, int], stop: asyncio.Event,
-                     tls: tuple[str, str] | None = None) -> None:
+                     tls: tuple[str, str] | None = None, *, http: Any = "auto") -> None:
     """Run an ASGI app with uvicorn in this event loop until ``stop`` is set. Uvicorn's own signal handling is
     switched off: SIGTERM must stop the monitor (which then stops the server), not only the server. Shutdown is
     bounded (:data:`GRACEFUL_SHUTDOWN_S`): an idle keep-alive TLS client that never closes must not keep the
-    process alive after SIGTERM."""
+    process alive after SIGTERM. ``http``: uvicorn's HTTP protocol (a class, or "auto")."""
     import contextlib
 
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=address[0], port=address[1], log_level="warning",
-                                           lifespan="on", access_log=False,
+                                           lifespan="on", access_log=False, http=http,
                                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                                            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
