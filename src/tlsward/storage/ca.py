@@ -13,8 +13,8 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import event, insert, select, update
@@ -124,7 +124,8 @@ class CaStore:
             return None if row is None else _record(row)
 
     def find(self, sha256: str) -> IssuedRecord | None:
-        """A certificate by its SHA-256 fingerprint (``renew --cert FILE``)."""
+        """A certificate by its SHA-256 fingerprint: a scan (no index, so that issuing writes none; ``ca renew
+        --cert FILE`` goes by the file's serial)."""
         with self.store._transaction() as session:
             row = session.scalars(select(CaCertificateRow).where(CaCertificateRow.sha256 == sha256.lower())
                                   ).first()
@@ -194,8 +195,9 @@ def _values(record: IssuedRecord) -> list[Any]:
 
 # The automatic WAL checkpoint (which copies the WAL's pages into the database file, inside whichever commit crosses
 # the threshold) every 10,000 pages (40 MB of WAL) on the connection that records certificates, instead of SQLite's
-# 1,000: each record dirties ~7 pages, mostly the same index pages again, and a checkpoint copies each page once
-# however often it was written. Measured: ~85 us per one-record commit at 1,000, ~60 us at 10,000. The WAL file
+# 1,000: a checkpoint copies each page once however often it was written (a one-record commit writes the last
+# pages of the table and of its primary key, the same ones commit after commit), and syncs the database file.
+# Measured (with the former seven-page records): ~85 us per one-record commit at 1,000, ~60 us at 10,000. The WAL file
 # keeps its largest size (SQLite reuses it from the start after a checkpoint).
 WAL_AUTOCHECKPOINT = 10_000
 GATHER_SECONDS = 0.002
@@ -214,6 +216,24 @@ class _Pending:
         self.error: str | None = "not recorded: the commit that was to hold it failed"
         self.wake = threading.Lock()
         self.wake.acquire()
+
+
+class _Issuing:
+    """``_RecordWriter.issuing()``: a plain context manager (no generator), one per writer."""
+
+    __slots__ = ("writer",)
+
+    def __init__(self, writer: _RecordWriter) -> None:
+        self.writer = writer
+
+    def __enter__(self) -> None:
+        writer = self.writer
+        with writer.mutex:
+            writer.signing += 1
+        writer.local.signing = True
+
+    def __exit__(self, *_: object) -> None:
+        self.writer._left_issuing()
 
 
 class _RecordWriter:
@@ -236,7 +256,9 @@ class _RecordWriter:
     - Group commit, leader/follower: a caller whose records are queued while no commit runs becomes the leader and
       commits everything queued (its own and other threads') in one transaction; then it wakes the callers it
       committed for, and hands the lead to the first caller queued meanwhile. A single thread pays two lock
-      round trips, nothing more. Every caller returns only after a commit that holds its records. If a group
+      round trips, nothing more; a caller that finds no commit running and nobody else signing commits its own
+      records at once in its own thread (no queue, no hand-off). Every caller returns only after a commit that holds
+      its records. If a group
       fails, its callers' records are retried one caller at a time, so that an error only reaches the caller it
       belongs to. The leader of a commit waits for the records of the callers that are signing at that moment
       (``issuing()``, at most ``GATHER_SECONDS``): under the GIL, threads sign one after the other, so without
@@ -274,6 +296,7 @@ class _RecordWriter:
         self.gathering = False
         self.shared = False   # the last commit held several callers' records
         self.local = threading.local()
+        self._issuing = _Issuing(self)
         self.connection: PoolProxiedConnection | None = None   # SQLite: see _sqlite_connection
         if self.sqlite:
             reference = weakref.ref(self)
@@ -303,34 +326,41 @@ class _RecordWriter:
                 values[index] = process(value)
         return values if self.keys is None else dict(zip(self.keys, values, strict=True))
 
-    @contextmanager
-    def issuing(self) -> Iterator[None]:
-        with self.mutex:
-            self.signing += 1
-        self.local.signing = True
-        try:
-            yield
-        finally:
-            if self.local.signing:   # left without recording (refused, or failed before the record)
-                self.local.signing = False
-                with self.mutex:
-                    self.signing -= 1
-                    if self.gathering:
-                        self.arrival.notify()
+    def issuing(self) -> _Issuing:
+        return self._issuing
+
+    def _left_issuing(self) -> None:
+        """``issuing()`` left without recording (refused, or failed before the record)."""
+        local = self.local
+        if getattr(local, "signing", False):
+            local.signing = False
+            with self.mutex:
+                self.signing -= 1
+                if self.gathering:
+                    self.arrival.notify()
 
     def record(self, records: Sequence[IssuedRecord]) -> None:
-        entry = _Pending([self.row(record) for record in records])
-        announced = getattr(self.local, "signing", False)
+        rows = [self.row(record) for record in records]
+        local = self.local
+        announced = getattr(local, "signing", False)
         if announced:
-            self.local.signing = False
+            local.signing = False
         with self.mutex:
             if announced:
                 self.signing -= 1
-            self.queue.append(entry)
-            lead = not self.writing
-            self.writing = True
-            if self.gathering:
-                self.arrival.notify()
+            if not self.writing and not self.signing:   # alone: commit in this thread, no hand-off
+                self.writing = True
+                entry = None
+            else:
+                entry = _Pending(rows)
+                self.queue.append(entry)
+                lead = not self.writing
+                self.writing = True
+                if self.gathering:
+                    self.arrival.notify()
+        if entry is None:
+            self._record_alone(rows)
+            return
         if not lead:
             entry.wake.acquire()   # committed by another leader, or handed the lead
             if entry.done:
@@ -364,6 +394,25 @@ class _RecordWriter:
             if successor is not None:
                 successor.wake.release()
         self._raise(entry)
+
+    def _record_alone(self, rows: list[Any]) -> None:
+        """The fast path of ``record``: no other caller was committing or signing, so this thread commits its own
+        rows at once (and hands the lead to whoever queued meanwhile)."""
+        self.shared = False
+        error: str | None = None
+        try:
+            self._write(rows)
+        except self.errors as exc:
+            error = _first_line(exc)
+        finally:
+            with self.mutex:
+                successor = self.queue[0] if self.queue else None
+                if successor is None:
+                    self.writing = False
+            if successor is not None:
+                successor.wake.release()   # queued during this commit: it leads the next one
+        if error is not None:
+            raise StorageError(f"{self.url}: {error}")
 
     def _raise(self, entry: _Pending) -> None:
         if entry.error is not None:

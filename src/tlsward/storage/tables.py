@@ -443,7 +443,13 @@ class CaAuthorityRow(Base):
 
 class CaCertificateRow(Base):
     """A certificate the internal CA issued (0010), revoked in place. Serials are hex text: they are up to 159
-    bits, more than any integer column holds."""
+    bits, more than any integer column holds.
+
+    Few indexes on purpose: every issuance commits one row, and each index is one more page written per commit
+    (a random one for a random key). The primary key (authority, serial) serves OCSP, revocation, status and
+    ``ca renew`` (``--cert`` reads the serial from the file); the CRL's query uses a partial index that holds the
+    revoked rows only (an issuance does not touch it). ``ca list`` (unexpired, newest first) scans, and so does
+    :meth:`CaStore.find` by fingerprint (tools and tests; nothing on a hot path)."""
 
     __tablename__ = "ca_certificate"
 
@@ -454,14 +460,18 @@ class CaCertificateRow(Base):
     profile: Mapped[str] = mapped_column(String(16))
     key_type: Mapped[str] = mapped_column(String(32))
     not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     requester: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
     der: Mapped[bytes] = mapped_column(LargeBinary)
     replaces: Mapped[str | None] = mapped_column(String(40))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revocation_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+Index("ix_ca_certificate_revoked_at", CaCertificateRow.revoked_at,
+      sqlite_where=CaCertificateRow.revoked_at.is_not(None), postgresql_where=CaCertificateRow.revoked_at.is_not(None))
 
 
 # --- ACME server (migration 0011) ---

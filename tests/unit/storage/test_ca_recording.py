@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import inspect
 
 from tlsward.ca.authority import CertificateAuthority, IssueRequest
 from tlsward.model.ca import IssuedRecord
@@ -122,3 +123,30 @@ def test_the_writer_lets_go_of_its_connection_with_the_store(store: Store, db_ur
     assert writer.connection is None
     with open_store(db_url) as reopened:   # and what it wrote is there for the next process
         assert CaStore(reopened).get("ab" * 20, 1) is not None
+
+
+def test_a_lone_caller_commits_in_its_own_thread_and_a_failure_leaves_the_writer_usable(cas: CaStore) -> None:
+    cas.record_issued(_record(0x501))
+    with pytest.raises(StorageError, match=r"(?i)unique|duplicate"):
+        cas.record_issued(_record(0x501))   # the same serial again: refused, to this caller
+    writer = cas._record_writer()
+    assert not writer.writing and not writer.queue and not writer.signing
+    with cas.issuing():
+        cas.record_issued(_record(0x502))
+    with pytest.raises(ValueError), cas.issuing():   # left without recording
+        raise ValueError
+    assert writer.signing == 0
+    assert cas.get("ab" * 20, 0x502) is not None
+
+
+def test_the_inventory_indexes_only_the_key_and_the_revoked_rows(store: Store) -> None:
+    """Each index is a page written by every issuance: the key (authority, serial) and a partial index that holds
+    revoked rows only; lookups by fingerprint still work (a scan)."""
+    with store.engine.connect() as connection:
+        indexes = inspect(connection).get_indexes("ca_certificate")
+    assert [(i["name"], i["column_names"]) for i in indexes] == [("ix_ca_certificate_revoked_at", ["revoked_at"])]
+    cas = CaStore(store)
+    cas.ensure_authority("cd" * 20, name="Test", subject="CN=Test Intermediate", now=NOW)
+    cas.record_issued(_record(0x601, "cd" * 20))
+    found = cas.find(f"{0x601:064x}".upper())
+    assert found is not None and found.serial == 0x601

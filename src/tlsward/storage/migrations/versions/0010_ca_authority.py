@@ -47,17 +47,12 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(["authority"], ["ca_authority.key_id"], name=op.f("fk_ca_certificate_authority")),
     sa.PrimaryKeyConstraint("authority", "serial", name=op.f("pk_ca_certificate"))
     )
-    with op.batch_alter_table("ca_certificate", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_ca_certificate_not_after"), ["not_after"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ca_certificate_sha256"), ["sha256"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ca_certificate_revoked_at"), ["revoked_at"], unique=False)
+    # Partial: only revoked rows, so that an issuance (a row with revoked_at NULL) writes no page of it.
+    op.create_index(op.f("ix_ca_certificate_revoked_at"), "ca_certificate", ["revoked_at"], unique=False,
+                    sqlite_where=sa.text("revoked_at IS NOT NULL"), postgresql_where=sa.text("revoked_at IS NOT NULL"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("ca_certificate", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ca_certificate_revoked_at"))
-        batch_op.drop_index(batch_op.f("ix_ca_certificate_sha256"))
-        batch_op.drop_index(batch_op.f("ix_ca_certificate_not_after"))
-
+    op.drop_index(op.f("ix_ca_certificate_revoked_at"), table_name="ca_certificate")
     op.drop_table("ca_certificate")
     op.drop_table("ca_authority")
