@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: start the built-in lab, scan every case with `tlsward scan` into a throwaway inventory (SQLite),
-# list what expires soon, run one monitor round that raises the alerts, then stop the lab.
+# list what expires soon, run one monitor round that raises the alerts, check trust stores, run two drills (one
+# watching tlsward's own renewal fire), issue from an internal CA, then stop the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tlsward=.venv/bin/tlsward
@@ -52,6 +53,16 @@ echo "   (the lab root is added as one more store: the others, lacking it, are n
 echo
 echo "== tlsward drill run hostname-mismatch: a fault injected on a loopback endpoint, detection and alert checked"
 "$tlsward" drill run hostname-mismatch
+echo
+echo "== tlsward ca: an internal CA (root key encrypted with a throwaway passphrase), a server certificate from it"
+TLSWARD_CA_ROOT_PASSPHRASE=demo-only-passphrase "$tlsward" ca init --name "tlsward demo" --ca-dir "$state_dir/ca" \
+  --permit lab.tlsward.test --db "$db"
+"$tlsward" ca issue --ca-dir "$state_dir/ca" --db "$db" --name www.lab.tlsward.test --out-dir "$state_dir/issued"
+"$tlsward" ca list --ca-dir "$state_dir/ca" --db "$db"
+echo
+echo "== tlsward drill run cert-expiring: the 7- and 3-day alerts, then tlsward's own renewal (internal CA ->"
+echo "   deploy -> reload -> verify the endpoint serves it) fires from the monitor and the alert resolves"
+"$tlsward" drill run cert-expiring
 echo
 echo "== tlsward lab down"
 "$tlsward" lab down
