@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from tlsward.acme.renewal import ari_cert_id, renewal_due
+from tlsward.ca.keys import generate_key, private_key_pem
 from tlsward.lifecycle.config import LifecycleConfig, ManagedCertificate
 from tlsward.lifecycle.errors import LifecycleError, LockHeldError
 from tlsward.lifecycle.files import FileSpec, deploy_files, recover, restore_previous
@@ -89,15 +89,9 @@ class CertResult:
         return self.status in ("not_due", "due", Outcome.VERIFIED.value, Outcome.DEPLOYED.value)
 
 
-def generate_key(key_type: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    if key_type.startswith("ecdsa-"):
-        return ec.generate_private_key(ec.SECP384R1() if key_type == "ecdsa-p384" else ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type.split("-")[1]))
-
-
 def key_pem(key: PrivateKeyTypes) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    """A key as deployed: PKCS#8 PEM, unencrypted (the file mode protects it, as every server expects)."""
+    return private_key_pem(key, None)  # type: ignore[arg-type]
 
 
 def key_matches(key_pem_bytes: bytes, cert: x509.Certificate) -> bool:
