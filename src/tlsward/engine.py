@@ -190,6 +190,22 @@ class Scanner:
 
     async def _finish(self, target: Target, address: str | None, now: dt.datetime, probe: SessionProbe,
                       failure: Failure | None) -> ScanResult:
+        """Chain, trust, revocation and (with --deep) the enumeration. The enumeration starts first and runs
+        while the chain is validated and the CRL or OCSP answer is fetched (another server): still one
+        connection at a time to the target, but its waits overlap with our work."""
+        opts = self.options
+        enumeration = None
+        if opts.deep is not None and address is not None and target.speaks_tls:
+            enumeration = asyncio.ensure_future(deep_scan(target, address, opts.deep))
+            await asyncio.sleep(0)   # let it send its first ClientHello before the validation below holds the loop
+        try:
+            return await self._complete(target, address, now, probe, failure, enumeration)
+        finally:
+            if enumeration is not None and not enumeration.done():
+                enumeration.cancel()
+
+    async def _complete(self, target: Target, address: str | None, now: dt.datetime, probe: SessionProbe,
+                        failure: Failure | None, enumeration: asyncio.Future[DeepScan] | None) -> ScanResult:
         opts = self.options
         notes: list[str] = []
         chain = []
@@ -216,9 +232,7 @@ class Scanner:
             if session.ocsp_response:
                 session = replace(session, ocsp_status=stapled_state(session.chain_der, session.ocsp_response, now,
                                                                      extra))
-        deep = None
-        if opts.deep is not None and address is not None and target.speaks_tls:
-            deep = self._with_session_features(await deep_scan(target, address, opts.deep), session)
+        deep = None if enumeration is None else self._with_session_features(await enumeration, session)
         result = ScanResult(target, address, now, probe.timings, session=session, failure=failure,
                             chain=tuple(chain), analysis=analysis, http=probe.http, revocation=revocation,
                             notes=tuple(notes), deep=deep)

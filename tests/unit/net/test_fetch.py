@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -96,6 +102,71 @@ def test_slow_server_times_out(http: LoopbackHTTP) -> None:
     http.routes["/slow"] = Route(b"late", delay=1.5)
     error = failure(http.url("/slow"), timeout=0.3)
     assert error.kind == "timeout" and "timed out" in error.detail
+
+
+def test_chunked_and_compressed_bodies_are_decoded(http: LoopbackHTTP) -> None:
+    http.routes["/chunked"] = Route(b"4\r\ncrl \r\n5\r\nbytes\r\n0\r\n\r\n", content_length=False,
+                                    headers={"Transfer-Encoding": "chunked"})
+    assert get(http.url("/chunked")) == b"crl bytes"
+    http.routes["/gzip"] = Route(gzip.compress(b"crl bytes"), headers={"Content-Encoding": "gzip"})
+    assert get(http.url("/gzip")) == b"crl bytes"
+
+
+def test_a_compressed_body_is_bounded_by_its_decoded_size(http: LoopbackHTTP) -> None:
+    http.routes["/bomb"] = Route(gzip.compress(b"\0" * 1_000_000), headers={"Content-Encoding": "gzip"})
+    error = failure(http.url("/bomb"), max_bytes=4096)
+    assert error.kind == "too_large" and "4096-byte limit" in error.detail
+
+
+def test_a_post_redirected_by_303_becomes_a_get(http: LoopbackHTTP) -> None:
+    http.routes["/answer"] = Route(lambda request: b"request body: " + request)
+    http.routes["/moved"] = Route(status=303, headers={"Location": "/answer"})
+    body = asyncio.run(http_post(http.url("/moved"), b"ocsp", "application/ocsp-request", timeout=2, max_bytes=1024))
+    assert body == b"request body: "
+
+
+@contextmanager
+def raw_server(reply: bytes, *, close: bool = True) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that reads one request and answers ``reply`` verbatim: broken HTTP on purpose."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(reply)
+                if not close:
+                    time.sleep(1.0)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/ca.crl"
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+@pytest.mark.parametrize(("reply", "words"), [
+    (b"SSH-2.0-OpenSSH_9.2\r\n", "bad HTTP response"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "without sending complete message body"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad HTTP response"),
+    (b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 300_000, "bad HTTP response"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "closed inside the status line or headers"),
+    (b"", "connection closed before any response"),
+])
+def test_a_broken_server_is_one_clean_error(reply: bytes, words: str) -> None:
+    with raw_server(reply) as url:
+        error = failure(url)
+    assert error.kind == "network" and words in error.detail, error.detail
+
+
+def test_a_server_that_sends_headers_then_stalls_times_out() -> None:
+    with raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", close=False) as url:
+        error = failure(url, timeout=0.3)
+    assert error.kind == "timeout" and error.detail == "read timed out after 0.3s"
 
 
 def test_the_https_context_is_the_default_one_with_the_mozilla_roots_loaded_on_first_use() -> None:

@@ -36,7 +36,6 @@ from tlsward.monitor.notify.payloads import (
     slack_message,
     webhook_payload,
 )
-from tlsward.net.fetch import timeout_phase
 
 __all__ = [
     "AlertmanagerNotifier",
@@ -204,6 +203,17 @@ async def _read_capped(response: httpx.Response) -> bytes:
         if size >= MAX_RESPONSE_BYTES:
             break
     return b"".join(chunks)
+
+
+def timeout_phase(exc: httpx.TimeoutException) -> str:
+    """Which part of an HTTP exchange timed out, in words for a one-line error."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "read"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "write"
+    return "request"
 
 
 def _connect_cause(exc: BaseException) -> tuple[str, bool]:
