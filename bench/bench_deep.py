@@ -64,6 +64,8 @@ PROXY_CONNECT_TIMEOUT = 5.0    # the proxy's connect to the lab
 PROXY_IDLE_TIMEOUT = 60.0      # a proxied connection silent this long in one direction is closed
 PROXY_SETTLE = 0.3             # after a tool exits: time for the proxy to accept what is still in its backlog
 PROXY_GRACE = 5.0              # then: time for its connections to finish before they are aborted
+FAR_RTT = 0.020                # the "farther network" pass: this round trip added by the proxy to every exchange
+FAR_TOOLS = ("tlsward", "sslyze", "sslscan", "nmap")   # testssl.sh takes minutes a host at this distance
 
 # What any `tlsward scan` process must load before it scans, whatever tlsward does: the CLI library, the X.509
 # library, the TLS library that gives the presented chain, and the event loop.
@@ -124,6 +126,7 @@ class Results(common.RunInfo):
     imports: list[tuple[str, float]] = field(default_factory=list)   # -X importtime self ms by package
     imports_total_ms: float = 0.0
     fleet: list[FleetRun] = field(default_factory=list)   # all CASES in one run of each FLEET_TOOLS tool
+    far: list[Run] = field(default_factory=list)           # one process per host, FAR_RTT added by the proxy
     sslscan_direct_s: float = 0.0       # sslscan straight to the lab, first case (proxy overhead check)
     sslscan_proxied_s: float = 0.0
     sslscan_proxied_connections: float = 0.0
@@ -143,6 +146,15 @@ class Results(common.RunInfo):
 
     def repeats(self, tool: str) -> int:
         return min(len(self.of(tool, c)) for c in self.hosts[tool])
+
+    def far_wall(self, tool: str) -> float:
+        """Median over the hosts of the tool's per-host median wall-clock at FAR_RTT."""
+        return statistics.median(statistics.median(x.wall for x in self.far if x.tool == tool and x.case == c)
+                                 for c in CASES)
+
+    def far_connections(self, tool: str) -> float:
+        return statistics.median(statistics.median(x.connections for x in self.far if x.tool == tool and x.case == c)
+                                 for c in CASES)
 
     def fleet_wall(self, tool: str) -> float:
         """Seconds per host when the tool scans every case in one run (median run / number of cases)."""
@@ -175,6 +187,7 @@ class Listener:
     accepted: int = 0
     upstream_failures: int = 0
     aborted: int = 0               # still open PROXY_GRACE after the tool exited
+    delay: float = 0.0             # seconds added to every hop one way (a network farther away than loopback)
     server: asyncio.Server | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -201,8 +214,8 @@ class CountingProxy:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     @contextlib.contextmanager
-    def listen(self, upstream: int) -> Iterator[Listener]:
-        listener = Listener(upstream)
+    def listen(self, upstream: int, delay: float = 0.0) -> Iterator[Listener]:
+        listener = Listener(upstream, delay=delay)
         self._call(self._open(listener))
         try:
             yield listener
@@ -239,7 +252,10 @@ class CountingProxy:
             except (OSError, TimeoutError):
                 listener.upstream_failures += 1
                 return
-            await asyncio.gather(self._pump(reader, upstream_writer), self._pump(upstream_reader, writer))
+            # With a delay, the client's first bytes also wait out the TCP handshake's round trip, which the
+            # client's connect to this local listener did not pay.
+            await asyncio.gather(self._pump(reader, upstream_writer, listener.delay, 2 * listener.delay),
+                                 self._pump(upstream_reader, writer, listener.delay))
         finally:
             for w in (writer, upstream_writer):
                 if w is not None:
@@ -247,16 +263,38 @@ class CountingProxy:
             listener.tasks.discard(task)
 
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy one direction until EOF (then half-close the other side) or an error (then drop both)."""
-        try:
-            while data := await asyncio.wait_for(reader.read(65536), PROXY_IDLE_TIMEOUT):
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float = 0.0,
+                    first_extra: float = 0.0) -> None:
+        """Copy one direction until EOF (then half-close the other side) or an error (then drop both). With a
+        ``delay``, every chunk (and the EOF) is passed on ``delay`` seconds after it arrived, in order, as a
+        farther network would (toxiproxy's latency toxic does the same)."""
+        loop = asyncio.get_running_loop()
+        due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                when, data = await due.get()
+                if (wait := when - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    if writer.can_write_eof() and not writer.is_closing():
+                        writer.write_eof()
+                    return
                 writer.write(data)
                 await writer.drain()
-            if writer.can_write_eof() and not writer.is_closing():
-                writer.write_eof()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            extra = first_extra
+            while data := await asyncio.wait_for(reader.read(65536), PROXY_IDLE_TIMEOUT):
+                due.put_nowait((loop.time() + delay + extra, data))
+                extra = 0.0
+            due.put_nowait((loop.time() + delay, b""))
+            await sender
         except (OSError, TimeoutError):
             writer.transport.abort()
+        finally:
+            sender.cancel()
 
 
 def expected_versions(case: str) -> list[str]:
@@ -524,12 +562,12 @@ TOOLS: dict[str, Tool] = {
 }
 
 
-def run_tool(tool: Tool, case: str, lab: Lab, proxy: CountingProxy | None, work: Path) -> Run:
+def run_tool(tool: Tool, case: str, lab: Lab, proxy: CountingProxy | None, work: Path, rtt: float = 0.0) -> Run:
     """One run of ``tool`` on ``case`` through a fresh proxy listener (straight to the lab when ``proxy`` is
-    None); checks it found the versions the lab serves there."""
+    None; ``rtt`` seconds added to every round trip); checks it found the versions the lab serves there."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"{tool.name}-{case}-", dir=work))
     with contextlib.ExitStack() as stack:
-        listener = None if proxy is None else stack.enter_context(proxy.listen(lab.ports[case]))
+        listener = None if proxy is None else stack.enter_context(proxy.listen(lab.ports[case], rtt / 2))
         target = Target(case, lab.names[case], lab.ports[case] if listener is None else listener.port, lab.ca_file,
                         run_dir)
         with (run_dir / "stdout").open("wb") as stdout, (run_dir / "stderr").open("wb") as stderr:
@@ -544,7 +582,8 @@ def run_tool(tool: Tool, case: str, lab: Lab, proxy: CountingProxy | None, work:
         raise BenchError(f"{tool.name} on {case}: found versions {found.versions}, the lab serves {expected} "
                          f"(stdout: {tail(run_dir / 'stdout')}; stderr: {tail(run_dir / 'stderr')})")
     shutil.rmtree(run_dir)
-    return Run(tool.name, case, m.wall, m.cpu, -1 if listener is None else listener.accepted, m.returncode, found)
+    return Run(tool.name.removesuffix("-norev"), case, m.wall, m.cpu, -1 if listener is None else listener.accepted,
+               m.returncode, found)
 
 
 FLEET_TOOLS = ("tlsward", "sslyze", "sslscan", "nmap")   # testssl.sh's mass mode is sequential and ~11 s a host
@@ -686,6 +725,10 @@ def goals(r: Results) -> list[common.Goal]:
         tw, pw = r.fleet_wall("tlsward"), r.fleet_wall(peer)
         out.append((f"tlsward faster per host than {TOOLS[peer].label}, all {len(CASES)} hosts in one run of each",
                     tw < pw, f"{pw / tw:.2f}x: {tw:.3f} s vs {pw:.3f} s"))
+    for peer in FAR_TOOLS[1:]:
+        tw, pw = r.far_wall("tlsward"), r.far_wall(peer)
+        out.append((f"tlsward faster per host than {TOOLS[peer].label}, one process per host, "
+                    f"{1000 * FAR_RTT:.0f} ms round trip", tw < pw, f"{pw / tw:.2f}x: {tw:.2f} s vs {pw:.2f} s"))
     _, _, tc, sc = ratios(r, "sslyze")
     out.append((f"tlsward >= {GOAL_FEWER_THAN_SSLYZE:.0f}x fewer connections per host than sslyze",
                 sc / tc >= GOAL_FEWER_THAN_SSLYZE, f"{sc / tc:.1f}x: {fmt_conns(tc)} vs {fmt_conns(sc)}"))
@@ -727,6 +770,20 @@ def fleet_rows(r: Results) -> list[tuple[str, ...]]:
         fewer = "1.00" if tool == "tlsward" else f"**{conns / tc:.1f}x**"
         rows.append((f"{TOOLS[tool].label} {r.versions[tool]}", FLEET_HOW[tool], f"{wall:.3f}", fmt_conns(conns),
                      speed, fewer))
+    return rows
+
+
+FAR_HEADER = ("tool", "wall s per host", "connections per host", "speed: tlsward / tool")
+
+
+def far_rows(r: Results) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    tw = r.far_wall("tlsward")
+    for tool in FAR_TOOLS:
+        wall = r.far_wall(tool)
+        label = f"{TOOLS[tool].label} {r.versions[tool]}" + (" `--revocation off`" if tool == "tlsward" else "")
+        rows.append((label, f"{wall:.2f}", fmt_conns(r.far_connections(tool)),
+                     "1.00" if tool == "tlsward" else f"**{wall / tw:.2f}x**"))
     return rows
 
 
@@ -902,6 +959,17 @@ def markdown(r: Results) -> str:
         "",
         *common.md_table(FLEET_HEADER, fleet_rows(r)),
         "",
+        f"Farther away: the same one-process-per-host runs with the proxy holding every chunk {500 * FAR_RTT:.0f} ms "
+        f"each way ({1000 * FAR_RTT:.0f} ms round trip, a server in another region; the client's first bytes also "
+        "wait one round trip more, the TCP handshake the local listener did not pay), median over hosts of each "
+        f"host's median of up to {REPEATS} runs. Servers are rarely on loopback: here the number of round trips a "
+        "tool waits for one after another counts, not its start-up. tlsward runs with `--revocation off` in this "
+        "pass (the lab's CRL is served on loopback, not through the proxy, and no peer checks revocation); its "
+        "independent questions (each version, the groups, the features) run side by side within `--per-host` "
+        "(4) connections at once.",
+        "",
+        *common.md_table(FAR_HEADER, far_rows(r)),
+        "",
         *common.goal_lines(goals(r)),
         "",
         limits_header(r),
@@ -922,6 +990,8 @@ def print_report(r: Results) -> None:
     common.print_rows(HOST_HEADER, per_host_rows(r, found_summary))
     print()
     common.print_rows(FLEET_HEADER, fleet_rows(r))
+    print()
+    common.print_rows(FAR_HEADER, far_rows(r))
     for line in disagreements(r):
         print(f"  {line}")
     print()
@@ -961,6 +1031,7 @@ def measure(work: Path, r: Results) -> None:
     r.nmap_root = os.geteuid() == 0
     r.hosts = {name: list(TESTSSL_CASES if name == "testssl" else CASES) for name in TOOLS}
     quick = Tool("tlsward-quick", "tlsward scan", tlsward_quick_command, parse_tlsward_quick, python=True)
+    no_revocation = Tool("tlsward-norev", "tlsward", tlsward_no_revocation_command, parse_tlsward, python=True)
     with Lab(work / "lab", CASES) as lab, CountingProxy() as proxy:
         print(f"lab on {HOST}, ports {', '.join(f'{c} {lab.ports[c]}' for c in CASES)}; warming up", flush=True)
         for name in ("tlsward", "sslyze", "sslscan", "nmap"):
@@ -978,11 +1049,19 @@ def measure(work: Path, r: Results) -> None:
         for _ in range(REPEATS):
             r.tlsward_quick += [run_tool(quick, case, lab, proxy, work) for case in CASES]
         for _ in range(REPEATS):   # interleaved, so that every tool sees the same machine
-            for tool in FLEET_TOOLS:
-                r.fleet.append(fleet_run(tool, lab, proxy, work))
+            for name in FLEET_TOOLS:
+                r.fleet.append(fleet_run(name, lab, proxy, work))
         print("fleet (all hosts in one run), s per host: " + ", ".join(
-            f"{tool} {r.fleet_wall(tool):.3f}" for tool in FLEET_TOOLS), flush=True)
-        no_revocation = Tool("tlsward-norev", "tlsward", tlsward_no_revocation_command, parse_tlsward, python=True)
+            f"{name} {r.fleet_wall(name):.3f}" for name in FLEET_TOOLS), flush=True)
+        far_tools = {name: no_revocation if name == "tlsward" else TOOLS[name] for name in FAR_TOOLS}
+        for repeat in range(REPEATS):
+            for case in CASES:
+                for name, far_tool in far_tools.items():
+                    if repeat and statistics.median(x.wall for x in r.far if x.tool == name) >= FAST_SECONDS:
+                        continue
+                    r.far.append(run_tool(far_tool, case, lab, proxy, work, FAR_RTT))
+            print(f"far pass {repeat + 1} ({1000 * FAR_RTT:.0f} ms round trip), s per host: " + ", ".join(
+                f"{name} {r.far_wall(name):.2f}" for name in FAR_TOOLS), flush=True)
         r.no_revocation_s = statistics.median(
             run_tool(no_revocation, CASES[0], lab, proxy, work).wall for _ in range(REPEATS))
         r.deep_first_s = statistics.median(x.wall for x in r.of("tlsward", CASES[0]))

@@ -188,7 +188,8 @@ def scan(
     all_ips: Annotated[bool, typer.Option("--all-ips", help="Scan every A/AAAA record of each name and flag "
                                           "backends that serve different certificates")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per phase")] = 5.0,
-    per_host: Annotated[int, typer.Option(help="Connections at once to one address")] = 4,
+    per_host: Annotated[int, typer.Option(help="Connections at once to one address (a --deep scan's too, unless "
+                                                "--delay or STARTTLS: then one at a time)")] = 4,
     expiry_days: Annotated[str | None, typer.Option(help="Days-left thresholds for cert.expiring, decreasing; the "
                                                     "last is critical, the one before high (capped by the "
                                                     "certificate's lifetime) [default: the policy's, else "
@@ -246,7 +247,7 @@ def scan(
     parsed, skipped = read_targets(targets or [], file, sni, connect)
     options = ScanOptions(timeout=timeout, concurrency=concurrency, all_ips=all_ips, revocation=revocation,
                           per_host=per_host, expiry=expiry, policy=profile,
-                          deep=DeepOptions(timeout=min(timeout, 3.0), delay=delay) if deep else None,
+                          deep=DeepOptions(timeout=min(timeout, 3.0), delay=delay, parallel=per_host) if deep else None,
                           ca_files=tuple(str(p) for p in ca_file or ()),
                           system=not all_stores, host_stores=host_trust_stores(store_search, store_extra) if all_stores
                           else (),

@@ -63,10 +63,11 @@ from tlsward.wire.server_messages import ExtensionType, ServerFlightParser, Serv
 
 @dataclass(frozen=True, slots=True)
 class DeepOptions:
-    """How hard a deep scan may push one endpoint: connections are sequential, paced and counted."""
+    """How hard a deep scan may push one endpoint: connections are capped, paced and counted."""
 
     timeout: float = 3.0        # per connection (connect, each STARTTLS reply, the server's answer)
     delay: float = 0.0          # seconds to wait between connections to the host (pacing, --delay)
+    parallel: int = 1           # connections at once; one at a time with a delay or over STARTTLS (see _Scanner)
     max_connections: int = 150  # hard budget per endpoint; stop and mark the rest inconclusive
     retries: int = 1            # a timeout/reset is retried this many times, then the verdict is None
 
@@ -340,6 +341,11 @@ class _Scanner:
         self.versions: dict[int, VersionSupport] = {}
         self.groups: tuple[GroupSupport, ...] = ()
         self.samples = _Samples()
+        # Independent questions (each version, the groups, the features) run side by side up to ``parallel``
+        # connections at once: the same connections, less waiting. Paced scans (--delay) and mail or database
+        # servers (STARTTLS: they count connections per client and answer 421) get one at a time.
+        paced = options.delay > 0 or target.starttls is not None
+        self._slots = asyncio.Semaphore(1 if paced else max(1, options.parallel))
 
     # -- connections ------------------------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -349,6 +355,10 @@ class _Scanner:
 
     async def exchange(self, hello: bytes) -> _Answer:
         """One question: connect, send ``hello``, read the answer; retried on timeouts, resets and silent closes."""
+        async with self._slots:   # a question and its retries hold one slot
+            return await self._ask(hello)
+
+    async def _ask(self, hello: bytes) -> _Answer:
         answer = _Answer(problem=self.stopped)
         for _ in range(max(0, self.options.retries) + 1):
             if self.stopped:
@@ -467,16 +477,19 @@ class _Scanner:
         order = (TLS13, *LEGACY_VERSIONS)
         runs = {version: self._elimination(version) for version in order}
         # First a verdict for every version (one or a few hellos each), then the suites of the accepted ones:
-        # if the budget runs out, the versions are known.
-        for version in order:
-            await runs[version].run(self, until_first=True)
-        for version in order:
+        # if the budget runs out, the versions are known. Versions are independent questions: side by side.
+        await asyncio.gather(*(runs[version].run(self, until_first=True) for version in order))
+
+        async def suites(version: TlsVersion) -> VersionSupport:
             run = runs[version]
             if run.found:
                 await run.run(self)
-            self.versions[version] = await self._version_support(version, run)
+            return await self._version_support(version, run)
+
+        for version, support in zip(order, await asyncio.gather(*(suites(v) for v in order)), strict=True):
+            self.versions[version] = support
             if version != TLS13 and version >= TLS10:
-                for _, answer in run.found:
+                for _, answer in runs[version].found:
                     self.samples.add(answer.hello, ticket_offered=True)
 
     async def _version_support(self, version: int, run: _Elimination) -> VersionSupport:
@@ -571,18 +584,25 @@ class _Scanner:
         refused_pq = [_group_support(code, pq_verdict) for code in POST_QUANTUM_GROUPS if code not in found]
         self.groups = (*accepted, *refused_pq) if accepted or pq_verdict is not None else ()
 
-    async def features(self) -> Features:
+    async def groups_and_features(self) -> Features:
+        """The groups and the features: independent questions once the versions are known, asked side by side;
+        the features read the ServerHellos both collected."""
+        probes, _ = await asyncio.gather(self._feature_probes(), self.enumerate_groups())
+        return self.features(*probes)
+
+    async def _feature_probes(self) -> tuple[bool | None, bool | None, tuple[str, ...]]:
+        """(fallback SCSV, compression, ALPN protocols)."""
         legacy = self.best_legacy()
-        tls13_only = legacy is None and self.accepted(TLS13) is not None
-        fallback = await self._fallback_scsv()
-        compression: bool | None = None
-        alpn: tuple[str, ...] = ()
-        if legacy is not None:
-            version, support = legacy
-            suites = [s.code for s in support.suites]
-            compression = await self._compression(version, suites)
-            alpn = await self._alpn(version, suites)
-        elif tls13_only:
+        if legacy is None:
+            return await self._fallback_scsv(), None, ()
+        version, support = legacy
+        suites = [s.code for s in support.suites]
+        return await asyncio.gather(self._fallback_scsv(), self._compression(version, suites),
+                                    self._alpn(version, suites))
+
+    def features(self, fallback: bool | None, compression: bool | None, alpn: tuple[str, ...]) -> Features:
+        tls13_only = self.best_legacy() is None and self.accepted(TLS13) is not None
+        if tls13_only:
             compression = False  # TLS 1.3 has no compression (RFC 8446 4.1.2)
             self.notes.append("TLS 1.3 only: ALPN, session tickets and OCSP stapling travel encrypted "
                               "(EncryptedExtensions, NewSessionTicket, Certificate), so they are not probed")
@@ -664,8 +684,7 @@ async def deep_scan(target: Target, address: str, options: DeepOptions = DEFAULT
     started = time.perf_counter()
     scanner = _Scanner(target, address, options)
     await scanner.enumerate_versions()
-    await scanner.enumerate_groups()
-    features = await scanner.features()
+    features = await scanner.groups_and_features()
     return scanner.result(features, started)
 
 

@@ -171,8 +171,7 @@ def scan(server: SimServer, options: DeepOptions = QUICK) -> DeepScan:
     async def run() -> DeepScan:
         scanner = Simulated(Target("sim.test", 443, sni="sim.test"), "192.0.2.1", options)
         await scanner.enumerate_versions()
-        await scanner.enumerate_groups()
-        return scanner.result(await scanner.features(), 0.0)
+        return scanner.result(await scanner.groups_and_features(), 0.0)
 
     return asyncio.run(run())
 
@@ -328,3 +327,53 @@ def test_pacing_waits_between_connections(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr("tlsward.probes.enumerate.asyncio.sleep", fake_sleep)
     connections = asyncio.run(run())
     assert len(loop_sleeps) == connections - 1 and all(0.4 < s <= 0.5 for s in loop_sleeps)
+
+
+def scan_counting(server: SimServer, options: DeepOptions, target: Target) -> tuple[DeepScan, int]:
+    """A scan where every exchange yields to the loop mid-way, so overlapping connections overlap for real;
+    returns the result and the most connections that were open at once."""
+    open_now = peak = 0
+
+    class Overlapping(deep._Scanner):
+        async def _attempt(self, hello: bytes) -> tuple[_Answer, bool]:
+            nonlocal open_now, peak
+            self.connections += 1
+            open_now += 1
+            peak = max(peak, open_now)
+            try:
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                answer = server.answer(hello)
+            finally:
+                open_now -= 1
+            return (answer, False) if answer is not None else (_Answer(problem="silent"), True)
+
+    async def run() -> DeepScan:
+        scanner = Overlapping(target, "192.0.2.1", options)
+        await scanner.enumerate_versions()
+        return scanner.result(await scanner.groups_and_features(), 0.0)
+
+    return asyncio.run(run()), peak
+
+
+SIM = Target("sim.test", 443, sni="sim.test")
+
+
+@pytest.mark.parametrize("versions", [frozenset({TLS12, TLS13}), frozenset({TLS10, TLS11, TLS12}),
+                                      frozenset({TLS13}), frozenset({0x0300, TLS10})])
+def test_side_by_side_questions_give_the_same_answers_with_the_same_connections(versions: frozenset[int]) -> None:
+    alone, one = scan_counting(SimServer(versions), DeepOptions(timeout=0.1), SIM)
+    together, four = scan_counting(SimServer(versions), DeepOptions(timeout=0.1, parallel=4), SIM)
+    assert one == 1 and 1 < four <= 4
+    assert together.versions == alone.versions and together.groups == alone.groups
+    assert together.features == alone.features and together.connections == alone.connections
+    assert sorted(together.notes) == sorted(alone.notes)
+
+
+def test_paced_and_starttls_scans_keep_one_connection_at_a_time() -> None:
+    server = SimServer(frozenset({TLS12, TLS13}))
+    _, paced = scan_counting(server, DeepOptions(timeout=0.1, parallel=4, delay=0.001), SIM)
+    smtp = Target("mail.sim.test", 25, sni="mail.sim.test", scheme="smtp")
+    assert smtp.starttls is not None
+    _, mail = scan_counting(SimServer(frozenset({TLS12, TLS13})), DeepOptions(timeout=0.1, parallel=4), smtp)
+    assert (paced, mail) == (1, 1)
