@@ -196,7 +196,8 @@ class Scanner:
         opts = self.options
         enumeration = None
         if opts.deep is not None and address is not None and target.speaks_tls:
-            enumeration = asyncio.ensure_future(deep_scan(target, address, opts.deep))
+            gate = self._per_host.setdefault(address, asyncio.Semaphore(opts.per_host))
+            enumeration = asyncio.ensure_future(deep_scan(target, address, opts.deep, gate))
             await asyncio.sleep(0)   # let it send its first ClientHello before the validation below holds the loop
         try:
             return await self._complete(target, address, now, probe, failure, enumeration)

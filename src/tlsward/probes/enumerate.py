@@ -327,7 +327,8 @@ class _Samples:
 
 
 class _Scanner:
-    def __init__(self, target: Target, address: str, options: DeepOptions) -> None:
+    def __init__(self, target: Target, address: str, options: DeepOptions,
+                 address_gate: asyncio.Semaphore | None = None) -> None:
         self.target = target
         self.address = address
         self.options = options
@@ -343,9 +344,12 @@ class _Scanner:
         self.samples = _Samples()
         # Independent questions (each version, the groups, the features) run side by side up to ``parallel``
         # connections at once: the same connections, less waiting. Paced scans (--delay) and mail or database
-        # servers (STARTTLS: they count connections per client and answer 421) get one at a time.
+        # servers (STARTTLS: they count connections per client and answer 421) get one at a time. The caller's
+        # ``address_gate`` (the scanner's per-address cap) is held as well, so endpoints that share an address
+        # share its cap.
         paced = options.delay > 0 or target.starttls is not None
         self._slots = asyncio.Semaphore(1 if paced else max(1, options.parallel))
+        self._address_gate = address_gate
 
     # -- connections ------------------------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -356,7 +360,10 @@ class _Scanner:
     async def exchange(self, hello: bytes) -> _Answer:
         """One question: connect, send ``hello``, read the answer; retried on timeouts, resets and silent closes."""
         async with self._slots:   # a question and its retries hold one slot
-            return await self._ask(hello)
+            if self._address_gate is None:
+                return await self._ask(hello)
+            async with self._address_gate:
+                return await self._ask(hello)
 
     async def _ask(self, hello: bytes) -> _Answer:
         answer = _Answer(problem=self.stopped)
@@ -679,10 +686,12 @@ class _Scanner:
             notes=tuple(self.notes))
 
 
-async def deep_scan(target: Target, address: str, options: DeepOptions = DEFAULT_OPTIONS) -> DeepScan:
-    """Enumerate what ``target`` (reached at ``address``) accepts; never raises for network trouble."""
+async def deep_scan(target: Target, address: str, options: DeepOptions = DEFAULT_OPTIONS,
+                    address_gate: asyncio.Semaphore | None = None) -> DeepScan:
+    """Enumerate what ``target`` (reached at ``address``) accepts; never raises for network trouble.
+    ``address_gate``: the caller's cap on connections at once to ``address``, shared with its other scans."""
     started = time.perf_counter()
-    scanner = _Scanner(target, address, options)
+    scanner = _Scanner(target, address, options, address_gate)
     await scanner.enumerate_versions()
     features = await scanner.groups_and_features()
     return scanner.result(features, started)

@@ -377,3 +377,42 @@ def test_paced_and_starttls_scans_keep_one_connection_at_a_time() -> None:
     assert smtp.starttls is not None
     _, mail = scan_counting(SimServer(frozenset({TLS12, TLS13})), DeepOptions(timeout=0.1, parallel=4), smtp)
     assert (paced, mail) == (1, 1)
+
+
+def test_endpoints_on_one_address_share_its_connection_cap() -> None:
+    """Two deep scans of endpoints behind one address, each allowed 4 at once, under a per-address cap of 2."""
+    open_now = peak = 0
+    servers = [SimServer(frozenset({TLS12, TLS13})),
+               SimServer(frozenset({TLS10, TLS12}), suites=(ECDHE_RSA_AES128_GCM, RSA_AES128_SHA))]
+
+    def scanner_for(server: SimServer, gate: asyncio.Semaphore) -> deep._Scanner:
+        class Overlapping(deep._Scanner):
+            async def _attempt(self, hello: bytes) -> tuple[_Answer, bool]:
+                nonlocal open_now, peak
+                self.connections += 1
+                open_now += 1
+                peak = max(peak, open_now)
+                try:
+                    for _ in range(3):
+                        await asyncio.sleep(0)
+                    answer = server.answer(hello)
+                finally:
+                    open_now -= 1
+                return (answer, False) if answer is not None else (_Answer(problem="silent"), True)
+
+        return Overlapping(SIM, "192.0.2.1", DeepOptions(timeout=0.1, parallel=4), gate)
+
+    async def run() -> list[DeepScan]:
+        gate = asyncio.Semaphore(2)
+
+        async def one(server: SimServer) -> DeepScan:
+            scanner = scanner_for(server, gate)
+            await scanner.enumerate_versions()
+            return scanner.result(await scanner.groups_and_features(), 0.0)
+
+        return list(await asyncio.gather(*(one(server) for server in servers)))
+
+    first, second = asyncio.run(run())
+    assert peak == 2
+    assert first.accepted_versions == ("TLSv1.2", "TLSv1.3")
+    assert second.accepted_versions == ("TLSv1.0", "TLSv1.2")
