@@ -11,10 +11,11 @@ STAMP := $(VENV)/.installed
 # (libnss3-tools) for real NSS databases and NSS's own client, node (the trust-store tests; an installed nodesource
 # `nodejs` satisfies it), chromium for the browser tests (Playwright drives it), and for the certificate lifecycle:
 # pebble (Let's Encrypt's ACME test server), certbot and lego (real ACME clients of our server), softhsm2 + opensc
-# (a PKCS#11 token for the CA root key) and bind9 (named accepts RFC 2136 updates for dns-01).
+# (a PKCS#11 token for the CA root key) and bind9 (named accepts RFC 2136 updates for dns-01); tinyproxy: the
+# HTTP proxy that revocation fetches go through when http_proxy / https_proxy are set.
 DEBIAN_PACKAGES := openssl curl nmap postgresql postgresql-client mariadb-client sslscan nginx haproxy apache2 prometheus prometheus-alertmanager libnginx-mod-stream \
 	openjdk-17-jre-headless openjdk-17-jdk-headless chromium libnss3-tools nodejs \
-	pebble certbot lego softhsm2 opensc bind9 bind9-dnsutils
+	pebble certbot lego softhsm2 opensc bind9 bind9-dnsutils tinyproxy
 # Peers only the benchmarks run (bench/bench_deep.py), installed by `make bench` on top of DEBIAN_PACKAGES.
 BENCH_PACKAGES := testssl.sh prometheus-blackbox-exporter goaccess
 

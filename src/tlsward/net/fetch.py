@@ -52,6 +52,7 @@ SCHEMES = ("http", "https")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_HEADER_BYTES = 64 * 1024   # status line + headers: more is a hostile or broken server
 READ_CHUNK = 64 * 1024
+PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
 T = TypeVar("T")
 
 
@@ -177,10 +178,20 @@ async def _exchange(method: str, url: str, where: str, body: bytes | None, conte
                ("Accept-Encoding", "identity"), ("Connection", "close")]
     if body is not None:
         headers += [("Content-Type", content_type or "application/octet-stream"), ("Content-Length", str(len(body)))]
-    reader, writer = await _connect(where, host, port, tls, timeout)
-    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
+    proxy = _proxy_for(parts.scheme.lower(), host, where)
+    if proxy is None:
+        reader, writer = await _connect(where, host, port, tls, timeout)
+    else:
+        reader, writer = await _connect(where, proxy.host, proxy.port, False, timeout, proxy=proxy)
+        if not tls:   # a plain request goes to the proxy whole, in absolute form
+            target = parts._replace(fragment="").geturl()
+            headers += proxy.headers
     try:
         try:
+            if proxy is not None and tls:   # through a CONNECT tunnel, then TLS to the server itself
+                await _tunnel(reader, writer, proxy, host, port, timeout, where, h11)
+                await _start_tls(writer, host, timeout, where)
+            connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
             outgoing = connection.send(h11.Request(method=method, target=target, headers=headers))
             if body:
                 outgoing += connection.send(h11.Data(data=body))
@@ -248,17 +259,86 @@ async def _next_event(connection: h11.Connection, reader: asyncio.StreamReader, 
         connection.receive_data(data)
 
 
-async def _connect(where: str, host: str, port: int, tls: bool,
-                   timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+class _Proxy:
+    """An HTTP proxy from the environment: where it is and the headers it wants (Basic credentials)."""
+
+    __slots__ = ("headers", "host", "port")
+
+    def __init__(self, host: str, port: int, headers: list[tuple[str, str]]) -> None:
+        self.host, self.port, self.headers = host, port, headers
+
+    def __str__(self) -> str:
+        return f"proxy {self.host}:{self.port}"
+
+
+def _proxy_for(scheme: str, host: str, where: str) -> _Proxy | None:
+    """The proxy the environment sets for ``scheme`` (``http_proxy``, ``https_proxy``, ``all_proxy``, any case)
+    unless ``no_proxy`` exempts ``host``: what curl, httpx and urllib do. Only http:// proxies are supported."""
+    if not any(name.lower() in PROXY_VARIABLES for name in os.environ):
+        return None
+    import urllib.request  # only when a proxy variable is set: it is a large import
+
+    proxies = urllib.request.getproxies_environment()
+    setting = proxies.get(scheme) or proxies.get("all")
+    if not setting or urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+        return None
+    parts = urlsplit(setting if "://" in setting else f"http://{setting}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = 0
+    if parts.scheme.lower() != "http" or not parts.hostname or not port:
+        raise FetchError(where, f"unusable proxy setting {setting!r} (an http://HOST:PORT proxy is needed)",
+                         kind="url")
+    headers = []
+    if parts.username is not None:
+        import base64
+        from urllib.parse import unquote
+
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers.append(("Proxy-Authorization", "Basic " + base64.b64encode(pair).decode("ascii")))
+    return _Proxy(parts.hostname, port, headers)
+
+
+async def _tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, proxy: _Proxy, host: str, port: int,
+                  timeout: float, where: str, h11: ModuleType) -> None:
+    """Ask ``proxy`` for a CONNECT tunnel to ``host:port``; anything but a 2xx is one FetchError."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
+    try:
+        writer.write(connection.send(h11.Request(method="CONNECT", target=authority, headers=[
+            ("Host", authority), ("User-Agent", USER_AGENT), *proxy.headers])) + connection.send(h11.EndOfMessage()))
+        await _within(writer.drain(), timeout, where, "write")
+        response = await _next_event(connection, reader, timeout, where, h11)
+    except h11.RemoteProtocolError as exc:
+        raise FetchError(where, f"{proxy}: bad answer to CONNECT ({_one_line(exc)})", kind="network") from None
+    status = getattr(response, "status_code", 0)
+    if not 200 <= status < 300:
+        raise FetchError(where, f"{proxy} refused the tunnel: HTTP {status}", kind="network")
+
+
+async def _start_tls(writer: asyncio.StreamWriter, host: str, timeout: float, where: str) -> None:
+    try:
+        await _within(writer.start_tls(_tls_context(), server_hostname=host, ssl_handshake_timeout=timeout),
+                      timeout, where, "TLS handshake")
+    except ssl.SSLCertVerificationError as exc:
+        raise FetchError(where, f"TLS certificate not trusted ({exc.verify_message})", kind="tls") from None
+    except ssl.SSLError as exc:
+        raise FetchError(where, f"TLS handshake failed ({exc.reason or _one_line(exc)})", kind="tls") from None
+
+
+async def _connect(where: str, host: str, port: int, tls: bool, timeout: float,
+                   proxy: _Proxy | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    via = "" if proxy is None else f"{proxy}: "
     try:
         return await _within(asyncio.open_connection(host, port, ssl=_tls_context() if tls else None,
                                                      server_hostname=host if tls else None,
                                                      ssl_handshake_timeout=timeout if tls else None,
-                                                     limit=READ_CHUNK), timeout, where, "connect")
+                                                     limit=READ_CHUNK), timeout, where, f"{via}connect")
     except ConnectionRefusedError:
-        raise FetchError(where, "connection refused", kind="refused") from None
+        raise FetchError(where, f"{via}connection refused", kind="refused") from None
     except socket.gaierror as exc:
-        raise FetchError(where, f"name does not resolve ({exc.strerror})", kind="dns") from None
+        raise FetchError(where, f"{via}name does not resolve ({exc.strerror})", kind="dns") from None
     except ssl.SSLCertVerificationError as exc:
         raise FetchError(where, f"TLS certificate not trusted ({exc.verify_message})", kind="tls") from None
     except ssl.SSLError as exc:

@@ -329,31 +329,43 @@ def test_pacing_waits_between_connections(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(loop_sleeps) == connections - 1 and all(0.4 < s <= 0.5 for s in loop_sleeps)
 
 
-def scan_counting(server: SimServer, options: DeepOptions, target: Target) -> tuple[DeepScan, int]:
-    """A scan where every exchange yields to the loop mid-way, so overlapping connections overlap for real;
-    returns the result and the most connections that were open at once."""
-    open_now = peak = 0
+@dataclass
+class OpenCount:
+    """Connections open at once across scans, and the most there ever were."""
+
+    now: int = 0
+    peak: int = 0
+
+
+def overlapping(server: SimServer, count: OpenCount) -> type[deep._Scanner]:
+    """A scanner whose every exchange yields to the loop mid-way, so overlapping connections overlap for real."""
 
     class Overlapping(deep._Scanner):
         async def _attempt(self, hello: bytes) -> tuple[_Answer, bool]:
-            nonlocal open_now, peak
             self.connections += 1
-            open_now += 1
-            peak = max(peak, open_now)
+            count.now += 1
+            count.peak = max(count.peak, count.now)
             try:
                 for _ in range(3):
                     await asyncio.sleep(0)
                 answer = server.answer(hello)
             finally:
-                open_now -= 1
+                count.now -= 1
             return (answer, False) if answer is not None else (_Answer(problem="silent"), True)
 
-    async def run() -> DeepScan:
-        scanner = Overlapping(target, "192.0.2.1", options)
-        await scanner.enumerate_versions()
-        return scanner.result(await scanner.groups_and_features(), 0.0)
+    return Overlapping
 
-    return asyncio.run(run()), peak
+
+async def whole_scan(scanner: deep._Scanner) -> DeepScan:
+    await scanner.enumerate_versions()
+    return scanner.result(await scanner.groups_and_features(), 0.0)
+
+
+def scan_counting(server: SimServer, options: DeepOptions, target: Target) -> tuple[DeepScan, int]:
+    """The result and the most connections that were open at once."""
+    count = OpenCount()
+    result = asyncio.run(whole_scan(overlapping(server, count)(target, "192.0.2.1", options)))
+    return result, count.peak
 
 
 SIM = Target("sim.test", 443, sni="sim.test")
@@ -381,38 +393,17 @@ def test_paced_and_starttls_scans_keep_one_connection_at_a_time() -> None:
 
 def test_endpoints_on_one_address_share_its_connection_cap() -> None:
     """Two deep scans of endpoints behind one address, each allowed 4 at once, under a per-address cap of 2."""
-    open_now = peak = 0
+    count = OpenCount()
     servers = [SimServer(frozenset({TLS12, TLS13})),
                SimServer(frozenset({TLS10, TLS12}), suites=(ECDHE_RSA_AES128_GCM, RSA_AES128_SHA))]
 
-    def scanner_for(server: SimServer, gate: asyncio.Semaphore) -> deep._Scanner:
-        class Overlapping(deep._Scanner):
-            async def _attempt(self, hello: bytes) -> tuple[_Answer, bool]:
-                nonlocal open_now, peak
-                self.connections += 1
-                open_now += 1
-                peak = max(peak, open_now)
-                try:
-                    for _ in range(3):
-                        await asyncio.sleep(0)
-                    answer = server.answer(hello)
-                finally:
-                    open_now -= 1
-                return (answer, False) if answer is not None else (_Answer(problem="silent"), True)
-
-        return Overlapping(SIM, "192.0.2.1", DeepOptions(timeout=0.1, parallel=4), gate)
-
     async def run() -> list[DeepScan]:
         gate = asyncio.Semaphore(2)
-
-        async def one(server: SimServer) -> DeepScan:
-            scanner = scanner_for(server, gate)
-            await scanner.enumerate_versions()
-            return scanner.result(await scanner.groups_and_features(), 0.0)
-
-        return list(await asyncio.gather(*(one(server) for server in servers)))
+        options = DeepOptions(timeout=0.1, parallel=4)
+        return list(await asyncio.gather(*(whole_scan(overlapping(server, count)(SIM, "192.0.2.1", options, gate))
+                                           for server in servers)))
 
     first, second = asyncio.run(run())
-    assert peak == 2
+    assert count.peak == 2
     assert first.accepted_versions == ("TLSv1.2", "TLSv1.3")
     assert second.accepted_versions == ("TLSv1.0", "TLSv1.2")
