@@ -70,6 +70,9 @@ def check_url(url: str) -> None:
     """Raise :class:`FetchError` unless ``url`` is an absolute http(s) URL with a host."""
     if len(url) > MAX_URL_LENGTH:
         raise FetchError(url[:80] + "...", f"URL longer than {MAX_URL_LENGTH} characters", kind="url")
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise FetchError(ascii(url)[1:-1], "URL has spaces or characters outside printable ASCII "
+                         "(RFC 3986: they must be percent-encoded)", kind="url")
     try:
         parts = urlsplit(url)
         _port = parts.port   # raises ValueError for a port that is not a number in range
@@ -234,6 +237,8 @@ async def _exchange(method: str, url: str, where: str, body: bytes | None, conte
                     return _Reply(status, b"".join(chunks))
         except h11.RemoteProtocolError as exc:
             raise FetchError(where, f"bad HTTP response ({_one_line(exc)})", kind="network") from None
+        except h11.LocalProtocolError as exc:   # a request h11 will not frame (a header value it refuses)
+            raise FetchError(where, f"cannot be requested ({_one_line(exc)})", kind="url") from None
         except zlib.error as exc:
             raise FetchError(where, f"bad compressed body ({_one_line(exc)})", kind="network") from None
         except OSError as exc:

@@ -64,6 +64,15 @@ def test_only_http_and_https(url: str) -> None:
 def test_malformed_url() -> None:
     assert failure("http://127.0.0.1:99999/x").kind == "url"
     assert failure("http:///no-host").kind == "url"
+    for bad in ("http://ca.example/a b.crl", "http://ca.example/\x00.crl", "http://bücher.example/ca.crl"):
+        error = failure(bad)
+        assert error.kind == "url" and "printable ASCII" in error.detail
+
+
+def test_a_redirect_to_a_url_that_cannot_be_requested_is_one_clean_error(http: LoopbackHTTP) -> None:
+    http.routes["/to-space"] = Route(status=302, headers={"Location": "/a b.crl"})
+    error = failure(http.url("/to-space"))
+    assert error.kind == "url" and "redirected to a bad URL" in error.detail
 
 
 def test_body_over_the_limit_by_content_length(http: LoopbackHTTP) -> None:
