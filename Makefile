@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # scripts/run-tests.sh: the broker tests (they stop the shared Redis/RabbitMQ for 30 s) run in a second pytest
-# process beside the rest of the suite, which keeps the whole suite well under 10 minutes on 2 cores.
+# process beside the rest of the suite, which pytest-xdist runs in 2 workers: well under 10 minutes on 2 cores.
 test: $(STAMP) system-deps lint
 	scripts/with-postgres.sh scripts/run-tests.sh $(BIN)/pytest
 
