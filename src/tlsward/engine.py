@@ -117,6 +117,10 @@ class Scanner:
             raise UsageError(f"revocation mode {options.revocation!r}: expected one of {', '.join(REVOCATION_MODES)}")
         self.revocation_cache = RevocationCache()   # CRLs, OCSP answers, AIA issuers: fetched once per run
 
+    def _gate(self, address: str) -> asyncio.Semaphore:
+        """The cap on connections at once to ``address`` (``--per-host``), shared by every scan of it."""
+        return self._per_host.setdefault(address, asyncio.Semaphore(self.options.per_host))
+
     async def scan_one(self, target: Target) -> ScanResult:
         now = dt.datetime.now(dt.UTC)
         opts = self.options
@@ -130,8 +134,7 @@ class Scanner:
                     start = time.perf_counter()
                     address = (await resolve(target.host, target.port, opts.timeout))[0]
                     dns_ms = elapsed_ms(start)
-            gate = self._per_host.setdefault(address, asyncio.Semaphore(opts.per_host))
-            async with gate:
+            async with self._gate(address):
                 probe = await probe_session(target, address, self.ctx, opts.timeout, dns_ms, self.client_ctx)
         except ProbeFailure as exc:
             failure = Failure.of(exc)
@@ -196,8 +199,7 @@ class Scanner:
         opts = self.options
         enumeration = None
         if opts.deep is not None and address is not None and target.speaks_tls:
-            gate = self._per_host.setdefault(address, asyncio.Semaphore(opts.per_host))
-            enumeration = asyncio.ensure_future(deep_scan(target, address, opts.deep, gate))
+            enumeration = asyncio.ensure_future(deep_scan(target, address, opts.deep, self._gate(address)))
             await asyncio.sleep(0)   # let it send its first ClientHello before the validation below holds the loop
         try:
             return await self._complete(target, address, now, probe, failure, enumeration)

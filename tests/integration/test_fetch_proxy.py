@@ -32,12 +32,6 @@ class Proxy:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def tls_server(work: Path) -> Iterator[int]:
     """A TLS server on loopback with a self-signed certificate (made by openssl): trusted by nobody, so a fetch
@@ -85,7 +79,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, https_port: int) -> Iterator
     exe = shutil.which("tinyproxy")
     assert exe is not None, "tinyproxy is not installed: `make system-deps` installs it"
     work = tmp_path_factory.mktemp("tinyproxy")
-    port = free_port()
+    port = closed_port()   # free now: tinyproxy takes it
     log = work / "tinyproxy.log"
     (work / "tinyproxy.conf").write_text(
         f'Port {port}\nListen 127.0.0.1\nTimeout 10\nAllow 127.0.0.1\nConnectPort {https_port}\n'
